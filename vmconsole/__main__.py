@@ -1,0 +1,3 @@
+from vmconsole.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""The ``vmconsole`` command: the console by default, ``vmconsole <noun> <verb>`` for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from vmconsole import __version__
+from vmconsole.core.errors import VmConsoleError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vmconsole.cli import lab_commands
+
+    parser = argparse.ArgumentParser(
+        prog="vmconsole",
+        description="Operations console for the VMs of a SEAPATH cluster. Without a command it opens "
+        "the interactive console.",
+    )
+    parser.add_argument("--version", action="version", version=f"vmconsole {__version__}")
+    parser.add_argument("--config", help="configuration file (default: $VMCONSOLE_CONFIG, "
+                        "~/.config/vmconsole/config.toml, /etc/vmconsole/config.toml)")
+    parser.add_argument("--json", dest="json_errors", action="store_true", help=argparse.SUPPRESS)
+    subparsers = parser.add_subparsers(dest="noun", metavar="COMMAND")
+    lab_commands.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(handler(args))
+    except VmConsoleError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps(exc.to_dict()), file=sys.stdout)
+        print(f"vmconsole: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("vmconsole: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,185 @@
+"""vmconsole's TOML configuration: where the cluster is and how to reach it.
+
+Looked up in this order: ``--config PATH``, ``$VMCONSOLE_CONFIG``, ``~/.config/vmconsole/config.toml``,
+``/etc/vmconsole/config.toml``. The defaults match a real SEAPATH hypervisor, so a file is only needed
+where a cluster differs (or for the local lab, whose ``lab up`` writes its own file).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from vmconsole.core.errors import ConfigError
+
+ENV_VAR = "VMCONSOLE_CONFIG"
+USER_PATH = Path("~/.config/vmconsole/config.toml")
+SYSTEM_PATH = Path("/etc/vmconsole/config.toml")
+
+
+@dataclass(frozen=True)
+class CephSection:
+    conf: str = "/etc/ceph/ceph.conf"
+    client_id: str = "admin"
+    pool: str = "rbd"
+    namespace: str = ""
+    # Management calls give up after this many seconds instead of hanging on a sick cluster.
+    timeout: float = 10.0
+    libvirt_user: str = "libvirt"
+    secret_usage: str = "client.libvirt secret"
+    # Monitor addresses written into VM disk XML; empty means "read them from the monmap".
+    monitors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LibvirtSection:
+    uri: str = "qemu:///system"
+
+
+@dataclass(frozen=True)
+class PacemakerSection:
+    crm_mon: str = "crm_mon"
+    cibadmin: str = "cibadmin"
+    crm_resource: str = "crm_resource"
+    crm_attribute: str = "crm_attribute"
+    timeout: float = 30.0
+    # Where the resource agent caches each VM's domain XML (vm_manager: /etc/pacemaker).
+    xml_dir: str = "/etc/pacemaker"
+
+
+@dataclass(frozen=True)
+class ConsoleSection:
+    refresh_interval: float = 2.0
+    ssh_user: str = "libvirtadmin"
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    ceph: CephSection = field(default_factory=CephSection)
+    libvirt: LibvirtSection = field(default_factory=LibvirtSection)
+    pacemaker: PacemakerSection = field(default_factory=PacemakerSection)
+    console: ConsoleSection = field(default_factory=ConsoleSection)
+    # Where this configuration came from (None: built-in defaults).
+    source: Path | None = None
+    # Set when the configuration points at the local lab.
+    lab_dir: str | None = None
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "ceph": CephSection,
+    "libvirt": LibvirtSection,
+    "pacemaker": PacemakerSection,
+    "console": ConsoleSection,
+}
+
+
+def _coerce(path: Path, key: str, value: Any, default: Any) -> Any:
+    """Check one value against the type of its default; name the file and key when it is wrong."""
+    where = f"{path}: {key}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"expected true or false, got {value!r}", field=where)
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"expected a number, got {value!r}", field=where)
+        if value <= 0:
+            raise ConfigError(f"must be greater than 0, got {value!r}", field=where)
+        return float(value)
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"expected a list of strings, got {value!r}", field=where)
+        return tuple(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"expected a string, got {value!r}", field=where)
+    return value
+
+
+def parse_config(data: dict[str, Any], path: Path) -> Config:
+    sections: dict[str, Any] = {}
+    lab_dir: str | None = None
+    for name, body in data.items():
+        if name == "lab":
+            if not isinstance(body, dict) or not isinstance(body.get("dir"), str):
+                raise ConfigError("expected a table with a string 'dir'", field=f"{path}: lab")
+            lab_dir = body["dir"]
+            continue
+        section_type = _SECTIONS.get(name)
+        if section_type is None:
+            known = ", ".join(sorted([*_SECTIONS, "lab"]))
+            raise ConfigError(f"unknown section (known: {known})", field=f"{path}: [{name}]")
+        if not isinstance(body, dict):
+            raise ConfigError("expected a table", field=f"{path}: {name}")
+        defaults = section_type()
+        known_keys = {f.name: getattr(defaults, f.name) for f in fields(section_type)}
+        values: dict[str, Any] = {}
+        for key, value in body.items():
+            if key not in known_keys:
+                raise ConfigError(
+                    f"unknown key (known: {', '.join(sorted(known_keys))})", field=f"{path}: {name}.{key}"
+                )
+            values[key] = _coerce(path, f"{name}.{key}", value, known_keys[key])
+        sections[name] = replace(defaults, **values)
+    return Config(**sections, source=path, lab_dir=lab_dir)
+
+
+def load_file(path: Path) -> Config:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError("file does not exist", field=str(path)) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot be read: {exc.strerror}", field=str(path)) from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"is not valid TOML: {exc}", field=str(path)) from exc
+    return parse_config(data, path)
+
+
+def find_config_path(explicit: str | None = None) -> Path | None:
+    """The configuration file to use, or None when none is configured anywhere."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    for candidate in (USER_PATH.expanduser(), SYSTEM_PATH):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def load(explicit: str | None = None) -> Config:
+    """Load the configuration; the built-in defaults (a real SEAPATH host) when none is found."""
+    path = find_config_path(explicit)
+    return load_file(path) if path else Config()
+
+
+def render_toml(config: Config) -> str:
+    """Write a configuration back as TOML (used by the lab to point the console at itself)."""
+    lines: list[str] = []
+    if config.lab_dir:
+        lines += ["[lab]", f"dir = {_toml_value(config.lab_dir)}", ""]
+    for name in _SECTIONS:
+        section = getattr(config, name)
+        lines.append(f"[{name}]")
+        for f in fields(section):
+            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

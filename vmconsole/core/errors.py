@@ -1,0 +1,90 @@
+"""The error vocabulary shared by every room of vmconsole.
+
+Every failure an operator can meet is one of these, with a message that says what is wrong and,
+where it helps, which field was wrong and what to do next. The CLI maps each class to an exit code
+and the console shows them through one central error path.
+"""
+
+from __future__ import annotations
+
+
+class VmConsoleError(Exception):
+    """Base class: a failure with a human message, an optional field name and a hint."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"{self.field}: {self.message}" if self.field else self.message
+        return f"{text} ({self.hint})" if self.hint else text
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "error": type(self).__name__,
+            "message": self.message,
+            "field": self.field,
+            "hint": self.hint,
+        }
+
+
+class ConfigError(VmConsoleError):
+    """The configuration file is missing, unreadable or has a wrong value."""
+
+    exit_code = 78  # EX_CONFIG
+
+
+class ValidationError(VmConsoleError):
+    """An input given by the user is not acceptable; nothing was changed."""
+
+    exit_code = 2
+
+
+class NotFoundError(VmConsoleError):
+    """The named VM, snapshot, node or key does not exist."""
+
+    exit_code = 3
+
+
+class ConflictError(VmConsoleError):
+    """The request contradicts the cluster's current state (exists already, wrong status...)."""
+
+    exit_code = 4
+
+
+class LockedError(VmConsoleError):
+    """Another operator or task holds the lock of this VM."""
+
+    exit_code = 5
+
+
+class BackendError(VmConsoleError):
+    """A cluster component (Ceph, libvirt, Pacemaker, qemu-img) refused or failed a call."""
+
+    exit_code = 6
+
+    def __init__(self, backend: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{backend}: {message}", hint=hint)
+        self.backend = backend
+
+
+class BackendTimeout(BackendError):
+    """A cluster component did not answer in time."""
+
+    exit_code = 7
+
+
+class OperationFailed(VmConsoleError):
+    """A task failed; its completed steps were undone (or the message says what is left)."""
+
+    exit_code = 8
+
+
+class Cancelled(VmConsoleError):
+    """The operator cancelled a task; its completed steps were undone."""
+
+    exit_code = 130
