@@ -161,7 +161,9 @@ def test_snapshot_name_refused(name: str, fragments: tuple[str, ...]) -> None:
 
 
 def test_default_snapshot_name_is_utc_and_valid() -> None:
-    assert validate.default_snapshot_name(datetime(2026, 11, 26, 3, 0, 0, tzinfo=UTC)) == "snap-20261126-030000"
+    assert (
+        validate.default_snapshot_name(datetime(2026, 11, 26, 3, 0, 0, tzinfo=UTC)) == "snap-20261126-030000"
+    )
     paris_winter = timezone(timedelta(hours=1))
     name = validate.default_snapshot_name(datetime(2026, 11, 26, 4, 0, 0, tzinfo=paris_winter))
     assert name == "snap-20261126-030000"
@@ -178,7 +180,9 @@ def test_default_snapshot_name_refuses_naive() -> None:
 
 def test_node_name() -> None:
     assert validate.node_name("hv1", ["hv1", "hv2"]) == "hv1"
-    refused(lambda: validate.node_name("hv9", ["hv2", "hv1", "hv1"]), "node", "'hv9'", "known nodes: hv1, hv2")
+    refused(
+        lambda: validate.node_name("hv9", ["hv2", "hv1", "hv1"]), "node", "'hv9'", "known nodes: hv1, hv2"
+    )
     refused(lambda: validate.node_name("HV1", ["hv1"]), "node", "known nodes: hv1")
     refused(lambda: validate.node_name("hv1", []), "node", "no node is known")
     refused(lambda: validate.node_name("", ["hv1"]), "node", "empty")
@@ -202,7 +206,11 @@ def test_pacemaker_options_converts_values() -> None:
 
 @pytest.mark.parametrize("value", [None, [], ["a=b"], "a=b", 3, {"a", "b"}])
 def test_pacemaker_options_not_a_mapping(value: object) -> None:
-    refused(lambda: validate.pacemaker_options(value, "pacemaker_params"), "pacemaker_params", "expected a mapping")
+    refused(
+        lambda: validate.pacemaker_options(value, "pacemaker_params"),
+        "pacemaker_params",
+        "expected a mapping",
+    )
 
 
 @pytest.mark.parametrize(
@@ -221,7 +229,9 @@ def test_pacemaker_options_not_a_mapping(value: object) -> None:
         ({"target-role": "Started"}, "meta", ("set by vmconsole",)),
     ],
 )
-def test_pacemaker_options_refused(options: dict[object, object], field: str, fragments: tuple[str, ...]) -> None:
+def test_pacemaker_options_refused(
+    options: dict[object, object], field: str, fragments: tuple[str, ...]
+) -> None:
     refused(
         lambda: validate.pacemaker_options(options, "meta", reserved={"target-role", "is-managed"}),
         field,

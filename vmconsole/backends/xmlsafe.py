@@ -29,6 +29,13 @@ def parse(text: str | bytes, *, what: str = "XML", field: str | None = None) -> 
         raise ValidationError(f"{what} is not well-formed: {exc}", field=field) from exc
     if root is None:
         raise ValidationError(f"{what} is empty", field=field)
+    # The byte check above misses UTF-16/32 input: look at what the parser actually saw.
+    if root.getroottree().docinfo.internalDTD is not None or any(
+        isinstance(node, etree._Entity) for node in root.iter()
+    ):
+        raise ValidationError(
+            f"{what} declares a DOCTYPE or entities, which vmconsole never resolves", field=field
+        )
     return root
 
 

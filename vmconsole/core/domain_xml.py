@@ -51,7 +51,15 @@ class DiskSpec:
 
 
 def _parse(text: str | bytes) -> etree._Element:
-    return xmlsafe.parse(text, what="the domain XML", field=_XML_FIELD)
+    root = xmlsafe.parse(text, what="the domain XML", field=_XML_FIELD)
+    # Defence in depth: xmlsafe looks for "<!DOCTYPE" in the bytes, which UTF-16 input slips past
+    # (its entities stay unresolved, but must not reach a stored XML either).
+    has_entities = next(root.iter(etree.Entity), None) is not None
+    if root.getroottree().docinfo.internalDTD is not None or has_entities:
+        raise ValidationError(
+            "the domain XML declares a DOCTYPE or entities, which vmconsole never resolves", field=_XML_FIELD
+        )
+    return root
 
 
 def _serialize(root: etree._Element) -> str:
@@ -126,6 +134,8 @@ def plan_disks(
     ``taken`` holds the targets the base XML already uses (a cdrom on ``sda`` or ``hdc``), so the
     generated disks never collide with them.
     """
+    if isinstance(data_images, str):  # a lone string is a Sequence[str] of its characters
+        raise ValidationError("expected a list of image names, got one string", field="data_images")
     images = [system_image, *data_images]
     seen: set[str] = set()
     for image in images:

@@ -1,0 +1,115 @@
+"""qemu-img: detect an image's format and import it into RBD with real progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vmconsole.backends.proc import run
+from vmconsole.config import CephSection
+from vmconsole.core.errors import BackendError, Cancelled, ValidationError
+
+BACKEND = "qemu-img"
+_PROGRESS = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    path: str
+    format: str  # "qcow2" or "raw"
+    virtual_size: int
+    actual_size: int | None
+
+
+def inspect(path: str, field: str = "image") -> ImageFile:
+    """Check that ``path`` is a readable qcow2 or raw image; say precisely what is wrong if not."""
+    if not path:
+        raise ValidationError("no image file given", field=field)
+    if not os.path.exists(path):
+        raise ValidationError(f"{path} does not exist", field=field)
+    if not os.path.isfile(path):
+        raise ValidationError(f"{path} is not a regular file", field=field)
+    if not os.access(path, os.R_OK):
+        raise ValidationError(f"{path} is not readable", field=field)
+    result = run(["qemu-img", "info", "--output=json", "--", path], timeout=60, backend=BACKEND)
+    if not result.ok:
+        raise ValidationError(f"qemu-img cannot read {path}: {result.error_text()}", field=field)
+    try:
+        info = json.loads(result.stdout)
+    except ValueError as exc:
+        raise BackendError(BACKEND, f"unexpected qemu-img info output for {path}") from exc
+    fmt = info.get("format")
+    if fmt not in ("qcow2", "raw"):
+        raise ValidationError(f"{path} is a {fmt} image; only qcow2 and raw can be imported", field=field)
+    if info.get("backing-filename"):
+        raise ValidationError(f"{path} has a backing file ({info['backing-filename']}); flatten it first",
+                              field=field)
+    size = int(info.get("virtual-size", 0))
+    if size <= 0:
+        raise ValidationError(f"{path} is empty", field=field)
+    return ImageFile(path, fmt, size, info.get("actual-size"))
+
+
+def rbd_target(ceph: CephSection, image: str) -> str:
+    """qemu's rbd: filename for an image, with this configuration's pool, namespace, conf and user."""
+    location = f"{ceph.pool}/{ceph.namespace}/{image}" if ceph.namespace else f"{ceph.pool}/{image}"
+    for value in (location, ceph.conf, ceph.client_id):
+        if ":" in value or "@" in value:
+            raise ValidationError(f"{value!r} cannot be used in a qemu rbd target", field="ceph")
+    return f"rbd:{location}:id={ceph.client_id}:conf={ceph.conf}"
+
+
+def import_to_rbd(
+    source: ImageFile,
+    ceph: CephSection,
+    image: str,
+    progress: Callable[[int, int], None],
+    cancelled: Callable[[], bool],
+) -> None:
+    """Copy ``source`` into the existing, zeroed RBD ``image`` (qemu-img convert -n), reporting bytes.
+
+    Out-of-order writes with 16 coroutines: twice as fast as sequential on RBD.
+    """
+    argv = [
+        "qemu-img", "convert", "-p", "-n", "--target-is-zero", "-W", "-m", "16",
+        "-f", source.format, "-O", "raw", "--", source.path, rbd_target(ceph, image),
+    ]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    errors = b""
+    buffer = b""
+    streams = [proc.stdout, proc.stderr]
+    try:
+        while streams:
+            if cancelled():
+                proc.kill()
+                proc.wait()
+                raise Cancelled("import cancelled by the operator")
+            ready, _, _ = select.select(streams, [], [], 0.2)
+            for stream in ready:
+                chunk = os.read(stream.fileno(), 4096)
+                if not chunk:  # end of that stream
+                    streams.remove(stream)
+                    continue
+                if stream is proc.stderr:
+                    errors = (errors + chunk)[-8192:]
+                    continue
+                buffer = (buffer + chunk)[-256:]
+                matches = _PROGRESS.findall(buffer)
+                if matches:
+                    percent = float(matches[-1])
+                    progress(int(source.virtual_size * percent / 100), source.virtual_size)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0:
+        lines = [line for line in errors.decode(errors="replace").splitlines() if line.strip()]
+        raise BackendError(BACKEND, f"import into {image} failed: {lines[-1] if lines else proc.returncode}")
+    progress(source.virtual_size, source.virtual_size)

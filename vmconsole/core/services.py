@@ -1,0 +1,141 @@
+"""The service layer's entry point: one object per process that reaches the cluster.
+
+Both faces (the Textual console and the CLI) hold one ``Services`` and call its operations; it
+never imports either of them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from vmconsole.backends import pacemaker_xml
+from vmconsole.backends.libvirt import LibvirtSession
+from vmconsole.backends.pacemaker import PacemakerClient
+from vmconsole.backends.rbd import RbdSession
+from vmconsole.config import Config
+from vmconsole.core import naming
+from vmconsole.core.errors import BackendTimeout, NotFoundError, OperationFailed
+from vmconsole.core.model import ClusterState, VmState, VmStatus
+from vmconsole.core.primitive import PrimitiveConfig
+from vmconsole.core.state import StateReader, build_vm, read_ceph, read_pacemaker
+from vmconsole.core.tasks import Listener, Task, TaskResult, TaskRunner
+
+POLL = 0.3
+
+
+class Services:
+    def __init__(self, config: Config, listener: Listener | None = None) -> None:
+        self.config = config
+        self.pacemaker = PacemakerClient(config.pacemaker)
+        self.listener = listener
+        self._session: RbdSession | None = None
+        self._lock = threading.Lock()
+        self.reader = StateReader(config)
+
+    # ------------------------------------------------------------------ connections
+    @property
+    def rbd(self) -> RbdSession:
+        with self._lock:
+            if self._session is None:
+                self._session = RbdSession(self.config.ceph)
+            return self._session
+
+    def libvirt(self) -> LibvirtSession:
+        return LibvirtSession(self.config.libvirt.uri)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+        self.reader.close()
+
+    def runner(self, listener: Listener | None = None) -> TaskRunner:
+        return TaskRunner(self.rbd, listener or self.listener)
+
+    def run(self, task: Task, cancel: threading.Event | None = None, listener: Listener | None = None) -> TaskResult:
+        return self.runner(listener).run(task, cancel)
+
+    # ------------------------------------------------------------------ reading
+    def state(self) -> ClusterState:
+        return self.reader.read()
+
+    def crm_mon(self) -> pacemaker_xml.CrmMonSnapshot:
+        return pacemaker_xml.parse_crm_mon(self.pacemaker.crm_mon_xml())
+
+    def primitives(self) -> dict[str, PrimitiveConfig]:
+        return pacemaker_xml.parse_cib_primitives(self.pacemaker.cib_xml())
+
+    def vm(self, name: str) -> VmState:
+        """One VM, read fresh (Ceph and Pacemaker); NotFoundError when it does not exist."""
+        ceph = read_ceph(self.rbd, only={name})
+        pcmk = read_pacemaker(self.pacemaker)
+        state = build_vm(name, ceph, pcmk)
+        if state.status is VmStatus.UNDEFINED and not state.enabled:
+            raise NotFoundError(f"no VM named {name!r} (no RBD group {name!r} in pool {self.config.ceph.pool!r})",
+                                field="name")
+        return state
+
+    def vm_exists(self, name: str) -> bool:
+        return self.rbd.group_exists(name)
+
+    def node_names(self) -> list[str]:
+        return [n.name for n in self.crm_mon().nodes if n.kind == "member"]
+
+    def vm_status(self, name: str) -> tuple[VmStatus, str | None]:
+        pcmk = read_pacemaker(self.pacemaker)
+        from vmconsole.core.status import derive_status_and_node
+
+        primitive = pcmk.primitives.get(name)
+        return derive_status_and_node(True, primitive if primitive and primitive.is_vm else None,
+                                      pcmk.status.resource(name))
+
+    # ------------------------------------------------------------------ waiting on real state
+    def wait_status(
+        self,
+        name: str,
+        wanted: set[VmStatus],
+        timeout: float,
+        *,
+        fail_on: set[VmStatus] | None = None,
+        tick: Callable[[], None] | None = None,
+    ) -> tuple[VmStatus, str | None]:
+        """Poll Pacemaker until the VM's status is one of ``wanted``; raise on ``fail_on`` or timeout."""
+        fail_on = fail_on if fail_on is not None else {VmStatus.FAILED}
+        deadline = time.monotonic() + timeout
+        status: VmStatus | None = None
+        while True:
+            status, node = self.vm_status(name)
+            if status in wanted:
+                return status, node
+            if status in fail_on:
+                vm = build_vm(name, None, read_pacemaker(self.pacemaker))
+                reason = vm.last_failure.summary() if vm.last_failure else "no failure recorded"
+                raise OperationFailed(f"{name} is {status.value}: {reason}",
+                                      hint=f"`vmconsole vm diagnose {name}` shows the details")
+            if time.monotonic() > deadline:
+                raise BackendTimeout("pacemaker", f"{name} still {status.value} after {timeout:g} s "
+                                     f"(waiting for {' or '.join(sorted(s.value for s in wanted))})")
+            if tick:
+                tick()
+            time.sleep(POLL)
+
+    def wait_disks_released(self, name: str, timeout: float, tick: Callable[[], None] | None = None) -> None:
+        """Wait until no client (QEMU, on any node) still has the VM's system disk open."""
+        deadline = time.monotonic() + timeout
+        image = naming.system_image(name)
+        while True:
+            try:
+                watchers = self.rbd.watchers(image)
+            except NotFoundError:
+                return
+            if not watchers:
+                return
+            if time.monotonic() > deadline:
+                raise BackendTimeout("ceph", f"{image} is still open by {', '.join(watchers)} after {timeout:g} s",
+                                     hint="the VM's QEMU is still running somewhere")
+            if tick:
+                tick()
+            time.sleep(POLL)

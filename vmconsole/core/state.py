@@ -1,0 +1,283 @@
+"""Gather the whole cluster into one immutable ``ClusterState``.
+
+One RADOS connection and one ``crm_mon`` (plus one CIB query) per refresh, Ceph and Pacemaker read
+at the same time, VMs read with bounded parallelism, and a deadline on everything: a backend that
+does not answer makes the state partial (with the reason), never makes the caller wait forever.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from vmconsole.backends import pacemaker_xml
+from vmconsole.backends.pacemaker import PacemakerClient
+from vmconsole.backends.rbd import ImageInfo, RbdSession
+from vmconsole.config import Config
+from vmconsole.core import naming
+from vmconsole.core.errors import BackendTimeout, VmConsoleError
+from vmconsole.core.model import CephHealth, ClusterState, Disk, NodeState, Snapshot, VmState, VmStatus
+from vmconsole.core.primitive import PrimitiveConfig
+from vmconsole.core.settings import VmSettings, user_metadata
+from vmconsole.core.status import derive_status_and_node
+
+READ_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class CephPart:
+    groups: dict[str, list[str]]  # vm -> images of its group
+    images: dict[str, ImageInfo]
+    records: dict[str, dict[str, dict[str, Any]]]  # vm -> snapshot name -> vmconsole record
+    health: CephHealth
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PacemakerPart:
+    status: pacemaker_xml.CrmMonSnapshot
+    primitives: dict[str, PrimitiveConfig]
+    cluster_name: str | None
+
+
+def read_snapshot_records(session: RbdSession, vm: str) -> dict[str, dict[str, Any]]:
+    raw = session.omap_get(naming.snapshot_records_object(vm))
+    records: dict[str, dict[str, Any]] = {}
+    for name, value in raw.items():
+        try:
+            records[name] = dict(json.loads(value))
+        except (ValueError, TypeError):
+            continue
+    return records
+
+
+def read_ceph(session: RbdSession, only: set[str] | None = None) -> CephPart:
+    problems: list[str] = []
+    try:
+        status, checks = session.health()
+        health = CephHealth(status, tuple(checks))
+    except VmConsoleError as exc:
+        health = CephHealth("unknown", (str(exc),))
+        problems.append(f"ceph health: {exc}")
+    groups = session.group_names()
+    if only is not None:
+        groups = [g for g in groups if g in only]
+
+    def read_vm(vm: str) -> tuple[str, list[str], dict[str, ImageInfo], dict[str, dict[str, Any]]]:
+        members = session.group_images(vm)
+        wanted = sorted({*members, naming.system_image(vm)}, key=lambda i: naming.disk_order(vm, i))
+        infos: dict[str, ImageInfo] = {}
+        for image in wanted:
+            try:
+                infos[image] = session.image_info(image)
+            except VmConsoleError:
+                if image in members:
+                    raise
+        return vm, members, infos, read_snapshot_records(session, vm)
+
+    members_by_vm: dict[str, list[str]] = {}
+    images: dict[str, ImageInfo] = {}
+    records: dict[str, dict[str, dict[str, Any]]] = {}
+    with ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="read-vm") as pool:
+        for future in [pool.submit(read_vm, vm) for vm in groups]:
+            try:
+                vm, members, infos, vm_records = future.result()
+            except VmConsoleError as exc:
+                problems.append(str(exc))
+                continue
+            members_by_vm[vm] = members
+            images.update(infos)
+            records[vm] = vm_records
+    return CephPart(members_by_vm, images, records, health, tuple(problems))
+
+
+def read_pacemaker(client: PacemakerClient) -> PacemakerPart:
+    status = pacemaker_xml.parse_crm_mon(client.crm_mon_xml())
+    cib = client.cib_xml()
+    return PacemakerPart(status, pacemaker_xml.parse_cib_primitives(cib), pacemaker_xml.parse_cib_cluster_name(cib))
+
+
+def build_snapshots(vm: str, disks: list[ImageInfo], records: Mapping[str, Mapping[str, Any]]) -> tuple[Snapshot, ...]:
+    """One Snapshot per group snapshot and per vm_manager-style per-image snapshot name."""
+    disk_names = [d.name for d in disks]
+    group_snaps: dict[str, list[tuple[str, datetime | None]]] = {}
+    image_snaps: dict[str, list[tuple[str, datetime | None, bool]]] = {}
+    for disk in disks:
+        for snap in disk.snapshots:
+            if snap.namespace == "group" and snap.group_snap_name:
+                group_snaps.setdefault(snap.group_snap_name, []).append((disk.name, snap.created))
+            elif snap.namespace == "user":
+                image_snaps.setdefault(snap.name, []).append((disk.name, snap.created, snap.protected))
+    result: list[Snapshot] = []
+    for name, holders in group_snaps.items():
+        record = records.get(name, {})
+        stamps = [t for _, t in holders if t is not None]
+        result.append(
+            Snapshot(
+                name=name, kind="group", created=min(stamps) if stamps else None,
+                disks=tuple(d for d, _ in holders),
+                protected=bool(record.get("protected", False)),
+                missing_on=tuple(d for d in disk_names if d not in {h for h, _ in holders}),
+                metadata=MappingProxyType(dict(record.get("config", {}))),
+            )
+        )
+    for name, holders in image_snaps.items():
+        stamps = [t for _, t, _ in holders if t is not None]
+        record = records.get(name, {})
+        result.append(
+            Snapshot(
+                name=name, kind="image", created=min(stamps) if stamps else None,
+                disks=tuple(d for d, _, _ in holders),
+                protected=any(p for _, _, p in holders) or bool(record.get("protected", False)),
+                missing_on=tuple(d for d in disk_names if d not in {h for h, _, _ in holders}),
+                metadata=MappingProxyType(dict(record.get("config", {}))),
+            )
+        )
+    result.sort(key=lambda s: (s.created or datetime.min.replace(tzinfo=UTC), s.name))
+    return tuple(result)
+
+
+def build_vm(
+    vm: str, ceph: CephPart | None, pcmk: PacemakerPart | None
+) -> VmState:
+    problems: list[str] = []
+    primitive = pcmk.primitives.get(vm) if pcmk else None
+    if primitive is not None and not primitive.is_vm:
+        primitive = None
+    resource = pcmk.status.resource(vm) if pcmk else None
+    disks: list[ImageInfo] = []
+    metadata: dict[str, str] = {}
+    has_group = True
+    if ceph is not None:
+        has_group = vm in ceph.groups
+        images = sorted({*ceph.groups.get(vm, []), naming.system_image(vm)}, key=lambda i: naming.disk_order(vm, i))
+        disks = [ceph.images[i] for i in images if i in ceph.images]
+        system = ceph.images.get(naming.system_image(vm))
+        metadata = dict(system.metadata) if system else {}
+        if has_group and system is None:
+            problems.append(f"its system disk {naming.system_image(vm)} is missing")
+    if pcmk is None:
+        status, node = VmStatus.UNDEFINED if not has_group else VmStatus.DISABLED, None
+        problems.append("Pacemaker state unknown")
+    else:
+        status, node = derive_status_and_node(has_group, primitive, resource)
+    try:
+        settings = VmSettings.from_metadata(metadata)
+        settings_map: Mapping[str, Any] = MappingProxyType(settings.to_json())
+    except VmConsoleError as exc:
+        problems.append(f"settings: {exc}")
+        settings_map = MappingProxyType({})
+    uuid = None
+    if "xml" in metadata:
+        from vmconsole.core.domain_xml import domain_uuid
+
+        try:
+            uuid = domain_uuid(metadata["xml"])
+        except VmConsoleError as exc:
+            problems.append(f"stored xml: {exc}")
+    if pcmk is not None and primitive is None and vm in pcmk.primitives:
+        problems.append("a Pacemaker resource of this name is not an ocf:seapath:VirtualDomain")
+    failures = resource.failures if resource else ()
+    return VmState(
+        name=vm,
+        status=status,
+        node=node,
+        enabled=primitive is not None,
+        uuid=uuid,
+        target_role=(primitive.target_role if primitive else None) or (resource.target_role if resource else None),
+        managed=primitive.managed if primitive else True,
+        blocked=bool(resource and resource.blocked),
+        failed=status is VmStatus.FAILED,
+        fail_count=resource.fail_count if resource else 0,
+        last_failure=max(failures, key=lambda f: f.when or datetime.min.replace(tzinfo=UTC)) if failures else None,
+        resource=resource,
+        disks=tuple(Disk(d.name, d.size) for d in disks),
+        snapshots=build_snapshots(vm, disks, ceph.records.get(vm, {}) if ceph else {}),
+        metadata=MappingProxyType(user_metadata(metadata)),
+        settings=settings_map,
+        problems=tuple(problems),
+    )
+
+
+class StateReader:
+    """Reads ``ClusterState`` again and again, keeping one RADOS connection between reads."""
+
+    def __init__(self, config: Config, *, timeout: float | None = None) -> None:
+        self.config = config
+        self.pacemaker = PacemakerClient(config.pacemaker)
+        self.timeout = timeout or max(config.ceph.timeout, config.pacemaker.timeout) + 2
+        self._session: RbdSession | None = None
+        self._session_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="read")
+
+    def close(self) -> None:
+        with self._session_lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _rbd(self) -> RbdSession:
+        with self._session_lock:
+            if self._session is None:
+                self._session = RbdSession(self.config.ceph)
+            return self._session
+
+    def _drop_session(self) -> None:
+        with self._session_lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+    def read(self, only: set[str] | None = None) -> ClusterState:
+        started = time.monotonic()
+        problems: list[str] = []
+        ceph_future: Future[CephPart] = self._pool.submit(lambda: read_ceph(self._rbd(), only))
+        pcmk_future: Future[PacemakerPart] = self._pool.submit(read_pacemaker, self.pacemaker)
+        deadline = started + self.timeout
+
+        def collect(future: Future[Any], what: str, on_error: Callable[[], None] | None = None) -> Any:
+            try:
+                return future.result(timeout=max(0.1, deadline - time.monotonic()))
+            except FutureTimeout:
+                problems.append(f"{what}: no answer within {self.timeout:g} s")
+            except BackendTimeout as exc:
+                problems.append(str(exc))
+            except VmConsoleError as exc:
+                problems.append(str(exc))
+            if on_error:
+                on_error()
+            return None
+
+        ceph: CephPart | None = collect(ceph_future, "ceph", self._drop_session)
+        pcmk: PacemakerPart | None = collect(pcmk_future, "pacemaker")
+        if ceph is not None:
+            problems.extend(ceph.problems)
+        names: set[str] = set(ceph.groups) if ceph else set()
+        if pcmk is not None:
+            names |= {rid for rid, p in pcmk.primitives.items() if p.is_vm}
+        if ceph is None and pcmk is None:
+            names = set()
+        if only is not None:
+            names &= only
+        vms = tuple(build_vm(vm, ceph, pcmk) for vm in sorted(names))
+        nodes: tuple[NodeState, ...] = pcmk.status.nodes if pcmk else ()
+        return ClusterState(
+            taken_at=datetime.now(UTC),
+            nodes=nodes,
+            vms=vms,
+            ceph=ceph.health if ceph else None,
+            quorum=pcmk.status.quorum if pcmk else None,
+            dc=pcmk.status.dc if pcmk else None,
+            cluster_name=pcmk.cluster_name if pcmk else None,
+            problems=tuple(problems),
+            duration=time.monotonic() - started,
+        )
