@@ -11,18 +11,19 @@ from vmconsole.core.errors import VmConsoleError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vmconsole.cli import lab_commands
+    from vmconsole.cli import lab_commands, vm_commands
 
     parser = argparse.ArgumentParser(
         prog="vmconsole",
         description="Operations console for the VMs of a SEAPATH cluster. Without a command it opens "
-        "the interactive console.",
+        "the interactive console; `vmconsole <noun> <verb>` does the same operations from scripts.",
     )
     parser.add_argument("--version", action="version", version=f"vmconsole {__version__}")
     parser.add_argument("--config", help="configuration file (default: $VMCONSOLE_CONFIG, "
-                        "~/.config/vmconsole/config.toml, /etc/vmconsole/config.toml)")
-    parser.add_argument("--json", dest="json_errors", action="store_true", help=argparse.SUPPRESS)
+                        "~/.config/vmconsole/config.toml, /etc/vmconsole/config.toml, else the local lab)")
+    parser.add_argument("--read-only", action="store_true", help="console: disable every mutating action")
     subparsers = parser.add_subparsers(dest="noun", metavar="COMMAND")
+    vm_commands.add_parsers(subparsers)
     lab_commands.add_parser(subparsers)
     return parser
 
@@ -31,14 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return 0
     try:
+        if handler is None:
+            from vmconsole.cli.console import run_console
+
+            return run_console(args)
         return int(handler(args))
     except VmConsoleError as exc:
         if getattr(args, "json", False):
-            print(json.dumps(exc.to_dict()), file=sys.stdout)
+            print(json.dumps(exc.to_dict()))
         print(f"vmconsole: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

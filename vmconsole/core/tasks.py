@@ -169,24 +169,28 @@ class TaskRunner:
         except ValueError:
             return None
 
+    def acquire(self, vm: str, task: Task) -> None:
+        """Take the lock of one VM for ``task``, or raise LockedError saying who holds it."""
+        oid = naming.lock_object(vm)
+        if not self.session.lock_exclusive(oid, LOCK_NAME, task.task_id, task.operation, LEASE_SECONDS):
+            holder = self.lock_holder(vm) or {}
+            raise LockedError(
+                f"{vm} is locked by {holder.get('holder', 'another vmconsole')}"
+                f" ({holder.get('operation', 'an operation')}) since {holder.get('since', '?')}",
+                hint="wait for it to finish; a lock of a dead process frees itself within "
+                f"{LEASE_SECONDS} s, or `vmconsole lock break {vm}`",
+            )
+        self.session.omap_set(oid, {"holder": self._holder_record(task)})
+
     @contextmanager
-    def locked(self, task: Task) -> Iterator[None]:
-        vms = sorted(set(task.locks or ([task.vm] if task.vm else [])))
+    def locked(self, task: Task, vms: list[str] | None = None) -> Iterator[None]:
+        vms = sorted(set(vms if vms is not None else (task.locks or ([task.vm] if task.vm else []))))
         cookie = task.task_id
         taken: list[str] = []
         try:
             for vm in vms:
-                oid = naming.lock_object(vm)
-                if not self.session.lock_exclusive(oid, LOCK_NAME, cookie, task.operation, LEASE_SECONDS):
-                    holder = self.lock_holder(vm) or {}
-                    raise LockedError(
-                        f"{vm} is locked by {holder.get('holder', 'another vmconsole')}"
-                        f" ({holder.get('operation', 'an operation')}) since {holder.get('since', '?')}",
-                        hint="wait for it to finish; a lock of a dead process frees itself within "
-                        f"{LEASE_SECONDS} s, or `vmconsole lock break {vm}`",
-                    )
+                self.acquire(vm, task)
                 taken.append(vm)
-                self.session.omap_set(oid, {"holder": self._holder_record(task)})
         except BaseException:
             self._release(taken, cookie)
             raise

@@ -491,6 +491,8 @@ def plan_create(services: Services, spec: CreateSpec) -> Task:
     total = system.virtual_size + sum(d.virtual_size for d in data)
 
     def create_group(ctx: StepContext) -> None:
+        ctx.data["group_created"] = work
+        ctx.save()
         services.rbd.create_group(work)
 
     def remove_group(ctx: StepContext) -> None:
@@ -521,35 +523,45 @@ def plan_create(services: Services, spec: CreateSpec) -> Task:
                 description=f"create {vm} from {spec.image}" + (" (replacing the existing VM)" if exists else ""))
 
 
+def rename_vm(services: Services, source: str, target: str) -> None:
+    """Rename a VM's group and images (system_<source> -> system_<target>, data disks alike)."""
+    for image in services.rbd.group_images(source):
+        if image == naming.system_image(source):
+            services.rbd.rename_image(image, naming.system_image(target))
+        else:
+            index = naming.data_index(source, image)
+            if index is not None:
+                services.rbd.rename_image(image, naming.data_image(target, index))
+    services.rbd.rename_group(source, target)
+
+
+def undo_swap(services: Services, vm: str, data: dict[str, Any]) -> None:
+    if data.get("swap_new_in"):
+        rename_vm(services, vm, data["swap_work"])
+        data["swap_new_in"] = False
+    if data.get("swap_old_moved"):
+        rename_vm(services, data["swap_old"], vm)
+        data["swap_old_moved"] = False
+
+
 def _swap_steps(services: Services, vm: str, work: str, data_count: int) -> list[Step]:
     """Replace VM ``vm`` by the fully built ``work``: disable the old one, rename it aside, rename
     the new one in, then delete the old one. Until the last step, undo puts everything back."""
     old = f"vmconsoleold{uuidlib.uuid4().hex[:8]}"
 
-    def rename_all(source: str, target: str) -> None:
-        members = services.rbd.group_images(source)
-        for image in members:
-            if image == naming.system_image(source):
-                services.rbd.rename_image(image, naming.system_image(target))
-            else:
-                index = naming.data_index(source, image)
-                if index is not None:
-                    services.rbd.rename_image(image, naming.data_image(target, index))
-        services.rbd.rename_group(source, target)
-
     def swap(ctx: StepContext) -> None:
         ctx.data["swap_old"] = old
+        ctx.data["swap_work"] = work
         ctx.save()
-        rename_all(vm, old)
+        rename_vm(services, vm, old)
         ctx.data["swap_old_moved"] = True
-        rename_all(work, vm)
+        ctx.save()
+        rename_vm(services, work, vm)
         ctx.data["swap_new_in"] = True
+        ctx.save()
 
     def unswap(ctx: StepContext) -> None:
-        if ctx.data.get("swap_new_in"):
-            rename_all(vm, work)
-        if ctx.data.get("swap_old_moved"):
-            rename_all(old, vm)
+        undo_swap(services, vm, ctx.data)
 
     def delete_old(ctx: StepContext) -> None:
         images = services.rbd.group_images(old)
@@ -621,6 +633,8 @@ def plan_clone(services: Services, spec: CloneSpec) -> Task:
     stale = [k for k in source_meta if k.startswith("_") and k not in metadata and k != "_base_xml"]
 
     def create_group(ctx: StepContext) -> None:
+        ctx.data["group_created"] = work
+        ctx.save()
         services.rbd.create_group(work)
 
     def remove_group(ctx: StepContext) -> None:

@@ -1,0 +1,86 @@
+"""What every CLI command shares: the configuration, the services, running a task."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from vmconsole import config as configuration
+from vmconsole.cli.output import ProgressPrinter, confirm, print_json, safe
+from vmconsole.core.errors import Cancelled
+from vmconsole.core.services import Services
+from vmconsole.core.tasks import Task, TaskResult
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def load_config(args: argparse.Namespace) -> configuration.Config:
+    """The configured cluster; with none configured anywhere, the local lab when it runs."""
+    path = configuration.find_config_path(getattr(args, "config", None))
+    if path is not None:
+        return configuration.load_file(path)
+    from vmconsole.lab.paths import LabPaths, default_dir
+
+    lab_config = LabPaths(default_dir()).config_file
+    if lab_config.exists():
+        print(f"vmconsole: no cluster configured, using the local lab ({lab_config})", file=sys.stderr)
+        return configuration.load_file(lab_config)
+    return configuration.Config()
+
+
+def services(args: argparse.Namespace) -> Services:
+    return Services(load_config(args))
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+
+def add_destructive(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (scripts)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+
+
+def plan_dict(task: Task) -> dict[str, Any]:
+    return {"operation": task.operation, "vm": task.vm, "description": task.description,
+            "steps": [s.name for s in task.steps], "args": {k: v for k, v in task.args.items() if not k.startswith("_")}}
+
+
+def execute(
+    args: argparse.Namespace,
+    svc: Services,
+    task: Task,
+    *,
+    confirm_with: str | None = None,
+    warning: str = "",
+) -> int:
+    """Dry-run, confirm, run with progress, print the result: the same for every operation."""
+    if getattr(args, "dry_run", False):
+        if args.json:
+            print_json({"dry_run": True, "plan": plan_dict(task)})
+        else:
+            print(f"plan: {safe(task.description or task.operation)}")
+            for index, step in enumerate(task.steps, 1):
+                print(f"  {index}. {safe(step.name)}")
+            print("(dry run: nothing was changed)")
+        return 0
+    if confirm_with is not None:
+        prompt = f"{warning}\nThis will: {task.description}" if warning else f"This will: {task.description}"
+        if not confirm(prompt, confirm_with, getattr(args, "yes", False)):
+            print("not confirmed: nothing was changed", file=sys.stderr)
+            return 1
+    cancel = threading.Event()
+    printer = ProgressPrinter(enabled=None if not args.json else False)
+    try:
+        result: TaskResult = svc.run(task, cancel, listener=printer)
+    except KeyboardInterrupt:
+        cancel.set()
+        raise Cancelled(f"{task.operation} interrupted") from None
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(safe(result.message))
+    return 0
