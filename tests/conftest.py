@@ -58,3 +58,36 @@ def lab_config(lab: Lab) -> configuration.Config:
 def vm_name() -> str:
     """A fresh VM name per test, so tests never trip over each other's leftovers."""
     return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def services(lab_config: configuration.Config) -> Iterator[object]:
+    from vmconsole.core.services import Services
+
+    svc = Services(lab_config)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def cleanup_vms(lab_config: configuration.Config) -> Iterator[list[str]]:
+    """Names appended here are removed (with everything they own) after the test."""
+    from vmconsole.core.services import Services
+    from vmconsole.core.vms import plan_remove
+
+    names: list[str] = []
+    yield names
+    svc = Services(lab_config)
+    try:
+        for name in names:
+            try:
+                if svc.vm_exists(name) or name in svc.primitives():
+                    if not svc.vm_exists(name):
+                        svc.pacemaker.set_target_role(name, "Stopped")
+                        svc.pacemaker.delete_vm(name)
+                        continue
+                    svc.run(plan_remove(svc, name))
+            except Exception as exc:  # cleanup must not hide the test's own result
+                print(f"cleanup of {name} failed: {exc}", file=sys.stderr)
+    finally:
+        svc.close()

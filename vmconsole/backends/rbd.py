@@ -142,12 +142,14 @@ class RbdSession:
         return found
 
     def snaptrim_pending(self) -> bool:
-        """True while removed snapshots of the pool still wait to be trimmed by the OSDs."""
+        """True while removed snapshots of the pool still wait to be trimmed by the OSDs.
+
+        The osdmap's ``removed_snaps_queue`` drains as the OSDs report purged snapshots (through
+        the mgr).
+        """
         data = self.mon_command({"prefix": "osd dump", "format": "json"})
-        for pool in data.get("pools", []):
-            if pool.get("pool_name") == self.config.pool:
-                return bool(pool.get("removed_snaps_queue"))
-        return False
+        pool_id = next((p.get("pool") for p in data.get("pools", []) if p.get("pool_name") == self.config.pool), None)
+        return any(q.get("pool") == pool_id and q.get("snaps") for q in data.get("removed_snaps_queue", []))
 
     # ------------------------------------------------------------------ listing
     def group_names(self) -> list[str]:

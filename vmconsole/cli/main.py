@@ -11,7 +11,7 @@ from vmconsole.core.errors import VmConsoleError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vmconsole.cli import lab_commands, vm_commands
+    from vmconsole.cli import lab_commands, snapshot_commands, vm_commands
 
     parser = argparse.ArgumentParser(
         prog="vmconsole",
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--read-only", action="store_true", help="console: disable every mutating action")
     subparsers = parser.add_subparsers(dest="noun", metavar="COMMAND")
     vm_commands.add_parsers(subparsers)
+    snapshot_commands.add_parsers(subparsers)
     lab_commands.add_parser(subparsers)
     return parser
 

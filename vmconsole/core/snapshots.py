@@ -129,7 +129,8 @@ def _create_steps(services: Services, state: VmState, snap: str, *, freeze: bool
         ctx.data["_summary"] = f"snapshot {snap} of {vm} created ({len(state.disks)} disk(s), one instant)"
 
     def untake(ctx: StepContext) -> None:
-        services.rbd.group_snap_remove(vm, snap)
+        if snap in services.rbd.group_snapshots(vm):
+            services.rbd.group_snap_remove(vm, snap)
 
     return [Step("record the VM's configuration with the snapshot", record, unrecord, weight=0.2),
             Step(f"snapshot every disk of {vm} at once (RBD group snapshot)", take, untake)]

@@ -269,18 +269,23 @@ class TaskRunner:
             done: list[int] = [i for i, s in enumerate(task.steps) if resume_done and s.name in resume_done]
             self.journal_update(task, "running", [task.steps[i].name for i in done])
             self.emit(task, "start", 0, 0.0, message=task.description or task.operation)
+            current: int | None = None
             try:
                 for index, step in enumerate(task.steps):
                     if index in done:
                         continue
                     if cancel.is_set():
                         raise Cancelled(f"{task.operation} cancelled by the operator")
+                    current = index
                     self.emit(task, "step", index, 0.0, message=step.name)
                     step.run(StepContext(self, task, index, cancel))
                     done.append(index)
+                    current = None
                     self.journal_update(task, "running", [task.steps[i].name for i in done])
             except BaseException as exc:
-                left = self._compensate(task, done, cancel)
+                # the failing step may have done part of its work: its undo runs too (undos are
+                # written to tolerate "nothing to undo")
+                left = self._compensate(task, [*done, current] if current is not None else done, cancel)
                 seconds = time.monotonic() - started
                 error = exc if isinstance(exc, VmConsoleError) else OperationFailed(
                     f"{task.operation} failed: {exc!r}")

@@ -235,6 +235,17 @@ def build_final_xml(services: Services, vm: str, base_xml: str, vm_uuid: str, da
     return xml
 
 
+def _ungroup(services: Services, group: str, images: Sequence[str]) -> None:
+    """Take images out of a group (tolerating those that are not in it, or a missing group)."""
+    try:
+        members = set(services.rbd.group_images(group))
+    except NotFoundError:
+        return
+    for image in images:
+        if image in members:
+            services.rbd.group_remove_image(group, image)
+
+
 def _remote_nodes(services: Services) -> list[str]:
     return list(services.crm_mon().remote_nodes)
 
@@ -512,7 +523,10 @@ def plan_create(services: Services, spec: CreateSpec) -> Task:
             services.rbd.group_add(work, image)
         services.rbd.metadata_set_many(images[0], metadata)
 
-    steps.append(Step("write the VM's configuration (image metadata)", configure, None, weight=0.2))
+    def unconfigure(ctx: StepContext) -> None:
+        _ungroup(services, work, images)
+
+    steps.append(Step("write the VM's configuration (image metadata)", configure, unconfigure, weight=0.2))
     if exists:
         steps += _swap_steps(services, vm, work, len(data))
     if options.enable:
@@ -660,7 +674,10 @@ def plan_clone(services: Services, spec: CloneSpec) -> Task:
         services.rbd.metadata_remove(system, stale)
         services.rbd.metadata_set_many(system, metadata)
 
-    steps.append(Step("write the clone's configuration", configure, None, weight=0.2))
+    def unconfigure(ctx: StepContext) -> None:
+        _ungroup(services, work, [target for _, target in pairs])
+
+    steps.append(Step("write the clone's configuration", configure, unconfigure, weight=0.2))
     if exists:
         steps += _swap_steps(services, dst, work, data_count)
     if merged_options.enable:

@@ -1,0 +1,71 @@
+"""The console's actions, declared once: the key bindings, the help, the command palette and the
+``:`` command line are all built from this table, so they never disagree.
+
+Every binding has an ``id`` (``vm.start``...) so a keymap can remap it (``App.set_keymap``).
+Keys follow the research notes: nothing destructive on ``ctrl+d``/``ctrl+k`` or on a vim motion;
+the destructive verbs are upper-case or ``delete``, and always go through a confirmation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str  # what ``VmConsoleApp.perform`` receives, and the ``:`` verb
+    key: str  # the default key (Textual key names, comma-separated)
+    label: str  # short, for the footer
+    description: str  # for the palette and the help
+    mutating: bool  # changes the cluster: disabled in read-only mode
+    needs_vm: bool = True  # acts on the VM under the cursor (or the one named on the command line)
+    show: bool = False  # shown in the footer
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def binding_id(self) -> str:
+        return f"vm.{self.name}" if self.needs_vm else f"console.{self.name}"
+
+
+VM_ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("detail", "enter", "Detail", "Open the VM's detail view (status, failure, disks, metadata)", False),
+    ActionSpec("start", "s", "Start", "Start the VM (set target-role Started and wait)", True),
+    ActionSpec("stop", "x", "Stop", "Stop the VM (y/n confirmation)", True),
+    ActionSpec("enable", "e", "Enable", "Enable the VM: add its Pacemaker primitive", True),
+    ActionSpec("disable", "E", "Disable", "Disable the VM: remove its primitive (y/n confirmation)", True),
+    ActionSpec("cleanup", "c", "Cleanup", "Clear the VM's Pacemaker failures", True),
+    ActionSpec("remove", "delete", "Remove", "Remove the VM and its disks (type the name to confirm)", True),
+    ActionSpec("snapshot", "n", "Snapshot", "Take a snapshot of the VM", True, show=True, aliases=("snap",)),
+    ActionSpec("rollback", "R", "Rollback", "Guided rollback to a snapshot (impact, safety snapshot, undo)",
+               True, show=True),
+    ActionSpec("purge", "P", "Purge", "Purge old snapshots (dry-run list first)", True),
+    ActionSpec("clone", "C", "Clone", "Clone the VM (deep copy or linked)", True),
+    ActionSpec("metadata", "m", "Metadata", "View and edit the VM's metadata", False, aliases=("meta",)),
+    ActionSpec("config", "v", "Config", "View the VM's domain XML (_base_xml vs xml diff)", False, aliases=("xml",)),
+    ActionSpec("console", "o", "Console", "Attach to the VM's serial console (virsh console)", True),
+    ActionSpec("mark", "space", "Mark", "Mark or unmark the VM for a bulk snapshot", False),
+)
+
+GLOBAL_ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("create", "a", "Create", "Create a VM from a disk image and a domain XML", True, needs_vm=False),
+    ActionSpec("bulk-snapshot", "N", "Bulk snap", "Snapshot every marked VM at once (type the count)", True,
+               needs_vm=False),
+    ActionSpec("tasks", "t", "Tasks", "List running and finished tasks", False, needs_vm=False, show=True),
+    ActionSpec("history", "H", "History", "The audit history of operations", False, needs_vm=False),
+    ActionSpec("recover", "F", "Recover", "Incomplete tasks left by a killed vmconsole", False, needs_vm=False),
+    ActionSpec("refresh", "r,f5", "Refresh", "Read the cluster state now", False, needs_vm=False),
+)
+
+ALL_ACTIONS: tuple[ActionSpec, ...] = VM_ACTIONS + GLOBAL_ACTIONS
+
+BY_NAME: dict[str, ActionSpec] = {a.name: a for a in ALL_ACTIONS}
+for _spec in ALL_ACTIONS:
+    for _alias in _spec.aliases:
+        BY_NAME[_alias] = _spec
+
+# Actions that are not VM/console verbs but that the snapshot pane offers on its own row.
+SNAPSHOT_REMOVE = ActionSpec("snapshot-remove", "delete", "Remove snap",
+                             "Remove the snapshot under the cursor (y/n confirmation)", True)
+SNAPSHOT_PROTECT = ActionSpec("snapshot-protect", "p", "Protect", "Protect or unprotect the snapshot", True)
+BY_NAME[SNAPSHOT_REMOVE.name] = SNAPSHOT_REMOVE
+BY_NAME[SNAPSHOT_PROTECT.name] = SNAPSHOT_PROTECT

@@ -1,0 +1,51 @@
+"""The few service calls the console needs beyond the plan/run API, kept small and logic-free.
+
+Every function here runs in a thread worker (it may block on the cluster) and only reads.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from vmconsole.config import Config
+from vmconsole.core import naming
+from vmconsole.core.errors import VmConsoleError
+from vmconsole.core.services import Services
+
+
+def snapshot_service() -> ModuleType:
+    """``vmconsole.core.snapshots``, or a clear error while it does not exist yet."""
+    try:
+        from vmconsole.core import snapshots
+    except ImportError as exc:  # pragma: no cover - only while the service is being written
+        raise VmConsoleError("the snapshot service is not available yet (vmconsole.core.snapshots)",
+                             hint="update vmconsole") from exc
+    return snapshots
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    vm: str
+    xml: str | None  # the XML the resource agent defines (``xml`` metadata key)
+    base_xml: str | None  # the XML the operator gave (``_base_xml``)
+
+
+def read_domain_config(services: Services, vm: str) -> DomainConfig:
+    metadata = services.rbd.metadata(naming.system_image(vm))
+    return DomainConfig(vm, metadata.get("xml"), metadata.get("_base_xml"))
+
+
+def read_history(services: Services) -> list[dict[str, Any]]:
+    return services.runner().history()
+
+
+def console_argv(config: Config, vm: str, node: str | None) -> list[str]:
+    """``virsh console`` for the VM, through SSH to its node when it runs on another host."""
+    uri = config.libvirt.uri
+    here = {socket.gethostname(), socket.gethostname().split(".")[0], "localhost"}
+    if node and node not in here and config.lab_dir is None:
+        uri = f"qemu+ssh://{config.console.ssh_user}@{node}/system"
+    return ["virsh", "-c", uri, "console", vm]

@@ -1,0 +1,261 @@
+"""The main screen: the live VM table, the detail strip, the cluster and snapshot panes, the ``/``
+filter and the ``:`` command line.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from rich.text import Text
+from textual import events, on
+from textual.actions import parse as parse_action
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input
+
+from vmconsole.core.model import ClusterState
+from vmconsole.tui import cmdline, text
+from vmconsole.tui.actions import ALL_ACTIONS, BY_NAME
+from vmconsole.tui.filtering import FilterError, parse_filter
+from vmconsole.tui.widgets.cluster_pane import ClusterPane
+from vmconsole.tui.widgets.command_input import CommandInput
+from vmconsole.tui.widgets.detail_strip import DetailStrip
+from vmconsole.tui.widgets.filter_input import FilterInput
+from vmconsole.tui.widgets.header_bar import HeaderBar
+from vmconsole.tui.widgets.snapshot_pane import SnapshotPane
+from vmconsole.tui.widgets.vm_table import VmTable
+
+if TYPE_CHECKING:
+    from vmconsole.tui.app import VmConsoleApp
+
+NARROW = 100  # below this width the side panes go under the table
+
+
+def _bindings() -> list[BindingType]:
+    bindings: list[BindingType] = [
+        Binding("slash", "filter", "Filter", id="console.filter"),
+        Binding("colon", "command", "Command", id="console.command"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="console.clear-filter"),
+    ]
+    for spec in ALL_ACTIONS:
+        if spec.name == "detail":
+            continue  # enter on the table (DataTable.RowSelected)
+        bindings.append(Binding(spec.key, f"op('{spec.name}')", spec.label, show=spec.show, id=spec.binding_id))
+    return bindings
+
+
+class MainScreen(Screen[None]):
+    HELP = VmTable.HELP
+
+    BINDINGS: ClassVar[list[BindingType]] = _bindings()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now: datetime | None = None
+
+    @property
+    def vmapp(self) -> VmConsoleApp:
+        return cast("VmConsoleApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield VmTable(id="vms")
+                yield DetailStrip(id="detail")
+            with Vertical(id="side"):
+                yield ClusterPane(id="cluster")
+                yield SnapshotPane(id="snapshots")
+        yield FilterInput(id="filter")
+        yield CommandInput(id="command")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#vms", VmTable).border_title = "VMs"
+        self.query_one("#cluster", ClusterPane).border_title = "Cluster"
+        self.query_one(HeaderBar).read_only = self.vmapp.read_only
+        self.query_one("#vms", VmTable).focus()
+        self._layout_for(self.size.width)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._layout_for(event.size.width)
+
+    def _layout_for(self, width: int) -> None:
+        self.set_class(width < NARROW, "-narrow")
+
+    # ------------------------------------------------------------------------------------ state
+    @property
+    def table(self) -> VmTable:
+        return self.query_one("#vms", VmTable)
+
+    def show_state(self, state: ClusterState, now: datetime) -> None:
+        self._now = now
+        self.table.show_state(state, now)
+        self.query_one(HeaderBar).show_state(state)
+        cluster = self.query_one(ClusterPane)
+        cluster.show_state(state)
+        cluster.border_title = Text.assemble("Cluster ", text.plain(state.cluster_name or ""))
+        self._update_title()
+        self._show_current()
+
+    def show_refresh(self, last_ok: datetime | None, now: datetime, stale: str | None) -> None:
+        header = self.query_one(HeaderBar)
+        header.stale_reason = stale
+        header.update_age(last_ok, now)
+
+    def show_tasks(self, running: int) -> None:
+        self.query_one(HeaderBar).running_tasks = running
+
+    def _update_title(self) -> None:
+        table = self.table
+        total = len(table._vms)
+        shown = table.row_count
+        title = Text(f"VMs {shown}/{total}" if table.vm_filter.active else f"VMs {total}")
+        if table.vm_filter.active:
+            title.append(" filter: ", style="dim")
+            title.append(table.vm_filter.text, style="bold yellow")
+        if table.marked:
+            title.append(f" · {len(table.marked)} marked", style="bold cyan")
+        table.border_title = title
+
+    def _show_current(self) -> None:
+        table = self.table
+        vm = table.vm_state(table.current_vm)
+        now = self._now or self.vmapp.now()
+        self.query_one(DetailStrip).show_vm(vm, now, len(table.marked))
+        self.query_one(SnapshotPane).show_vm(vm, now)
+
+    @on(DataTable.RowHighlighted, "#vms")
+    def vm_highlighted(self) -> None:
+        self._show_current()
+
+    @on(DataTable.RowSelected, "#vms")
+    def vm_selected(self) -> None:
+        self.vmapp.perform("detail", self.table.current_vm)
+
+    @on(SnapshotPane.ActionRequested)
+    def snapshot_action(self, event: SnapshotPane.ActionRequested) -> None:
+        self.vmapp.perform(event.action, event.vm, snapshot=event.snapshot)
+
+    # ------------------------------------------------------------------------------------ actions
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "op" and parameters:
+            spec = BY_NAME.get(str(parameters[0]))
+            if spec is not None and self.vmapp.disabled_reason(spec) is not None:
+                return None  # greyed out in the footer; pressing the key says why (on_key)
+        return True
+
+    def action_op(self, name: str) -> None:
+        if name == "mark":
+            self.toggle_mark()
+            return
+        self.vmapp.perform(name, self.table.current_vm if BY_NAME[name].needs_vm else None)
+
+    def toggle_mark(self) -> None:
+        table = self.table
+        current = table.current_vm
+        if current is None:
+            return
+        table.toggle_mark(current)
+        index = table.cursor_row
+        if index + 1 < table.row_count:
+            table.move_cursor(row=index + 1, animate=False)
+        self._update_title()
+        self._show_current()
+
+    def on_key(self, event: events.Key) -> None:
+        """A key bound to a disabled action: say why instead of doing nothing."""
+        active = self.active_bindings.get(event.key)
+        if active is None or active.enabled:
+            return
+        _namespace, name, params = parse_action(active.binding.action)
+        spec = BY_NAME.get(str(params[0])) if params else None
+        reason = self.vmapp.disabled_reason(spec) if spec else None
+        if spec is not None and reason:
+            event.stop()
+            self.vmapp.notify_disabled(spec, reason)
+
+    def action_filter(self) -> None:
+        box = self.query_one(FilterInput)
+        box.value = self.table.vm_filter.text
+        box.add_class("-open")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        if self.table.vm_filter.active:
+            self.apply_filter("")
+
+    def action_command(self) -> None:
+        box = self.query_one(CommandInput)
+        box.value = ""
+        box.add_class("-open")
+        box.focus()
+
+    def apply_filter(self, text: str) -> bool:
+        try:
+            vm_filter = parse_filter(text)
+        except FilterError as exc:
+            self.notify(str(exc), title="Filter", severity="error", markup=False)
+            return False
+        self.table.set_filter(vm_filter)
+        self._update_title()
+        self._show_current()
+        return True
+
+    @on(Input.Changed, "#filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        try:
+            self.table.set_filter(parse_filter(event.value))
+        except FilterError:
+            return  # the input shows it invalid; the last good filter stays
+        self._update_title()
+        self._show_current()
+
+    @on(Input.Submitted, "#filter")
+    def filter_submitted(self, event: Input.Submitted) -> None:
+        if self.apply_filter(event.value):
+            self._close_input(self.query_one(FilterInput))
+
+    @on(Input.Submitted, "#command")
+    def command_submitted(self, event: Input.Submitted) -> None:
+        self._close_input(self.query_one(CommandInput))
+        if event.value.strip():
+            self.run_command(event.value)
+
+    @on(FilterInput.Closed)
+    @on(CommandInput.Closed)
+    def input_closed(self, event: FilterInput.Closed | CommandInput.Closed) -> None:
+        self._close_input(event.input)
+
+    def _close_input(self, box: Input) -> None:
+        box.remove_class("-open")
+        self.table.focus()
+
+    def run_command(self, line: str) -> None:
+        try:
+            command = cmdline.parse_command(line)
+        except cmdline.CommandError as exc:
+            self.notify(str(exc), title="Command", severity="error", markup=False)
+            return
+        if command.verb == "filter":
+            self.apply_filter(command.rest)
+        elif command.verb == "sort":
+            column = command.args[0] if command.args else "name"
+            try:
+                self.table.set_sort(column)
+            except ValueError:
+                self.notify(f"cannot sort by {column!r}", severity="error", markup=False)
+        elif command.verb == "help":
+            self.vmapp.action_help()
+        elif command.verb == "quit":
+            self.vmapp.action_quit_console()
+        else:
+            args = command.args
+            if command.verb in ("snapshot", "rollback", "snapshot-remove", "snapshot-protect") and args:
+                self.vmapp.perform(command.verb, command.vm or self.table.current_vm, snapshot=args[0])
+            else:
+                self.vmapp.perform(command.verb, command.vm or (self.table.current_vm if BY_NAME[command.verb]
+                                                                .needs_vm else None))

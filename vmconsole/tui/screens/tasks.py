@@ -1,0 +1,81 @@
+"""``t``: every task started from this console, running and finished; enter opens its progress."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Static
+
+from vmconsole.tui import text
+from vmconsole.tui.task_record import TaskRecord, TaskState
+from vmconsole.tui.widgets.progress_pane import STATE_STYLES
+
+if TYPE_CHECKING:
+    from vmconsole.tui.app import VmConsoleApp
+
+
+class TaskListScreen(ModalScreen[None]):
+    HELP = """\
+## Tasks
+
+Every task started from this console: running ones first, then finished ones, newest first.
+**enter** opens a task's progress and log; tasks keep running in the background.
+"""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,t", "dismiss", "Close", id="tasks.close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="tasks-dialog"):
+            yield Static(Text("Tasks", style="bold"), id="tasks-title")
+            yield DataTable(id="tasks-table", cursor_type="row")
+            yield Static(Text("no task started yet", style="dim"), id="tasks-empty")
+        yield Footer()
+
+    @property
+    def records(self) -> list[TaskRecord]:
+        return cast("VmConsoleApp", self.app).tasks
+
+    def on_mount(self) -> None:
+        table: DataTable[Text] = self.query_one(DataTable)
+        table.add_column("#", key="id", width=3)
+        table.add_column("State", key="state", width=10)
+        table.add_column("%", key="percent", width=4)
+        table.add_column("Task", key="title")
+        table.add_column("Started", key="started", width=8)
+        table.add_column("Result", key="message")
+        self._fill()
+        self.set_interval(0.5, self._fill)
+        table.focus()
+
+    def _fill(self) -> None:
+        table: DataTable[Text] = self.query_one(DataTable)
+        records = sorted(self.records, key=lambda r: (not r.active, -r.record_id))
+        self.query_one("#tasks-empty").display = not records
+        keep = table.cursor_row
+        with self.app.batch_update():
+            table.clear()
+            for record in records:
+                table.add_row(
+                    Text(str(record.record_id), end=""),
+                    Text(record.state.value, style=STATE_STYLES[record.state], end=""),
+                    Text(f"{record.percent:3.0f}", justify="right", end=""),
+                    text.plain(record.title),
+                    Text(f"{record.started:%H:%M:%S}", end=""),
+                    text.plain(text.shorten(record.message, 80),
+                               "red" if record.state in (TaskState.FAILED, TaskState.CANCELLED) else "dim"),
+                    key=str(record.record_id),
+                )
+            if records:
+                table.move_cursor(row=min(keep, len(records) - 1), animate=False)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        record = next((r for r in self.records if str(r.record_id) == event.row_key.value), None)
+        if record is not None:
+            cast("VmConsoleApp", self.app).show_task(record)

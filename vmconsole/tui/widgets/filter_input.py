@@ -1,0 +1,45 @@
+"""The ``/`` filter box: applied as you type, invalid filters (a bad regex) shown in red."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.validation import ValidationResult, Validator
+from textual.widgets import Input
+
+from vmconsole.tui.filtering import FilterError, parse_filter
+
+
+class FilterSyntax(Validator):
+    def validate(self, value: str) -> ValidationResult:
+        try:
+            parse_filter(value)
+        except FilterError as exc:
+            return self.failure(str(exc))
+        return self.success()
+
+
+class FilterInput(Input):
+    HELP = """\
+## Filter
+
+Terms separated by spaces, all must match: `web` (name contains), `status:failed`, `node:hv1`,
+`~^web[12]$` (regular expression), `!status:started` (negation). **enter** keeps the filter,
+**escape** closes the box (the filter stays; **escape** again on the table clears it).
+"""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close", id="filter.close")]
+
+    class Closed(Message):
+        def __init__(self, box: Input) -> None:
+            super().__init__()
+            self.input = box
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(placeholder="filter: web  status:failed  node:hv1  ~regex  !negation", id=id,
+                         validators=[FilterSyntax()], validate_on=["changed", "submitted"])
+
+    def action_close(self) -> None:
+        self.post_message(self.Closed(self))

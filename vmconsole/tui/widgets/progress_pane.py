@@ -1,0 +1,126 @@
+"""The live view of one task: its steps, the current one, percent, throughput, ETA, and its log.
+
+The pane polls its ``TaskRecord`` ten times a second and writes new log lines in one batch
+(``Log.write_lines``), so a chatty task never floods the UI with one refresh per line.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Log, ProgressBar, Static
+
+from vmconsole.tui import text
+from vmconsole.tui.task_record import TaskRecord, TaskState
+
+STATE_STYLES = {
+    TaskState.PLANNING: "bold yellow",
+    TaskState.RUNNING: "bold yellow",
+    TaskState.DONE: "bold green",
+    TaskState.FAILED: "bold white on red",
+    TaskState.CANCELLED: "bold white on red",
+}
+
+
+def steps_text(record: TaskRecord) -> Text:
+    out = Text(end="")
+    if not record.steps:
+        out.append("planning: checking everything before changing anything…" if record.active else "no steps",
+                   style="dim")
+        return out
+    for index, name in enumerate(record.steps):
+        if index:
+            out.append("\n")
+        finished = record.state is TaskState.DONE
+        if finished or index < record.step_index:
+            mark, style = "✔", "green"
+        elif index == record.step_index and record.state in (TaskState.FAILED, TaskState.CANCELLED):
+            mark, style = ("↺" if record.undoing else "✖"), "bold red"
+        elif index == record.step_index and record.active:
+            mark, style = "▶", "bold yellow"
+        else:
+            mark, style = "·", "dim"
+        if record.undoing and index < record.step_index and not finished:
+            mark, style = "↺", "yellow"
+        out.append(f" {mark} {index + 1}. ", style=style)
+        out.append(text.plain(name, style if mark != "·" else "dim"))
+    return out
+
+
+def current_text(record: TaskRecord) -> Text:
+    out = Text(no_wrap=True, overflow="ellipsis", end="")
+    out.append(f" {record.state.value.upper()} ", style=STATE_STYLES[record.state])
+    out.append(f" {record.percent:3.0f}%")
+    if record.active and record.steps:
+        out.append(f"  step {record.step_index + 1}/{len(record.steps)}")
+    if record.active and record.total:
+        out.append(f"  {text.size(record.done)} / {text.size(record.total)}")
+        if record.rate:
+            out.append(f"  {text.rate(record.rate)}", style="cyan")
+        if record.eta is not None:
+            out.append(f"  ETA {text.duration(record.eta)}", style="cyan")
+    if not record.active and record.message:
+        out.append("  ")
+        out.append(text.plain(record.message, "green" if record.state is TaskState.DONE else "red"))
+    return out
+
+
+class ProgressPane(Vertical):
+    HELP = """\
+## Progress pane
+
+The task's plan (✔ done, ▶ running, ✖ failed, ↺ undone), the overall percent, throughput and ETA of
+copies and imports, and the task's log. A task keeps running when you leave this view.
+"""
+
+    DEFAULT_CSS = """
+    ProgressPane { height: 1fr; }
+    ProgressPane > #progress-title { height: auto; }
+    ProgressPane > #progress-steps { height: auto; max-height: 12; margin: 1 0 0 0; }
+    ProgressPane > ProgressBar { margin: 1 0 0 1; }
+    ProgressPane > #progress-current { height: 1; }
+    ProgressPane > Log { height: 1fr; min-height: 3; margin: 1 0 0 0; border: round $panel; }
+    """
+
+    def __init__(self, record: TaskRecord, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id)
+        self.record = record
+        self._version = -1
+        self._logged = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="progress-title")
+        yield Static(id="progress-steps")
+        yield ProgressBar(total=100, show_eta=False, id="progress-bar")
+        yield Static(id="progress-current")
+        yield Log(max_lines=2000, id="progress-log", auto_scroll=True)
+
+    def on_mount(self) -> None:
+        self.sync()
+        self.set_interval(0.1, self.sync)
+
+    def set_record(self, record: TaskRecord) -> None:
+        self.record = record
+        self._version = -1
+        self._logged = 0
+        self.query_one(Log).clear()
+        self.sync()
+
+    def sync(self) -> None:
+        record = self.record
+        if record.version == self._version:
+            return
+        self._version = record.version
+        title = Text(end="")
+        title.append(text.plain(record.title, "bold"))
+        if record.task_id:
+            title.append(f"   task {record.task_id}", style="dim")
+        self.query_one("#progress-title", Static).update(title)
+        self.query_one("#progress-steps", Static).update(steps_text(record))
+        self.query_one(ProgressBar).update(progress=record.percent)
+        self.query_one("#progress-current", Static).update(current_text(record))
+        fresh = min(record.log_total - self._logged, len(record.log))
+        if fresh > 0:
+            self.query_one(Log).write_lines(record.log[-fresh:])
+        self._logged = record.log_total
