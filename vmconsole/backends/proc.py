@@ -65,3 +65,13 @@ def run(
     if check and not result.ok:
         raise BackendError(backend, f"{' '.join(argv[:2])} failed: {result.error_text()}")
     return result
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for long copies: the child gets SIGKILL when vmconsole dies, so a killed task
+    never leaves a copy running behind the recovery that undoes it."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)

@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vmconsole.backends.proc import run
+from vmconsole.backends.proc import die_with_parent, run
 from vmconsole.config import CephSection
 from vmconsole.core.errors import BackendError, Cancelled, ValidationError
 
@@ -79,7 +79,8 @@ def import_to_rbd(
         "qemu-img", "convert", "-p", "-n", "--target-is-zero", "-W", "-m", "16",
         "-f", source.format, "-O", "raw", "--", source.path, rbd_target(ceph, image),
     ]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=die_with_parent)
     assert proc.stdout is not None and proc.stderr is not None
     errors = b""
     buffer = b""

@@ -475,6 +475,33 @@ class RbdSession:
         except rados.Error as exc:
             raise _translate(exc, f"unlocking {oid}") from exc
 
+    def _rados_cli(self, *args: str) -> str:
+        """The rados CLI, for the lock calls the Python binding lacks (lock info, lock break)."""
+        from vmconsole.backends.proc import run
+
+        argv = ["rados", "-c", self.config.conf, "--id", self.config.client_id, "-p", self.config.pool]
+        if self.config.namespace:
+            argv += ["--namespace", self.config.namespace]
+        result = run([*argv, *args], timeout=self.config.timeout + 5, backend=BACKEND)
+        if not result.ok:
+            raise BackendError(BACKEND, f"rados {args[0]} {args[1]}: {result.error_text()}")
+        return result.stdout
+
+    def lock_lockers(self, oid: str, name: str) -> list[dict[str, str]]:
+        """Who holds a RADOS lock: [{name: client.N, cookie, description, expiration, addr}]."""
+        import json
+
+        try:
+            data = json.loads(self._rados_cli("lock", "info", oid, name, "--format", "json") or "{}")
+        except BackendError as exc:
+            if "No such file" in str(exc) or "(2)" in str(exc):
+                return []
+            raise
+        return [dict(locker) for locker in data.get("lockers", [])]
+
+    def break_lock(self, oid: str, name: str, locker: str, cookie: str) -> None:
+        self._rados_cli("lock", "break", oid, name, locker, "--lock-cookie", cookie)
+
     def write_full(self, oid: str, data: bytes) -> None:
         with translated(f"writing {oid}"):
             self.ioctx.write_full(oid, data)

@@ -196,6 +196,18 @@ def add_parsers(subparsers: Sub) -> None:
     common.add_json(p)
     p.set_defaults(handler=cmd_history)
 
+    lock = subparsers.add_parser("lock", help="a VM's cluster-wide operation lock: show, break")
+    lverbs = lock.add_subparsers(dest="verb", required=True, metavar="VERB")
+    p = lverbs.add_parser("show", help="who holds the lock, since when, alive or not")
+    p.add_argument("name")
+    common.add_json(p)
+    p.set_defaults(handler=cmd_lock)
+    p = lverbs.add_parser("break", help="break the lock of a dead holder")
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="also when the holder is on another host")
+    common.add_json(p)
+    p.set_defaults(handler=cmd_lock)
+
     p = subparsers.add_parser("recover", help="incomplete tasks left by a killed vmconsole: list, undo")
     p.add_argument("task", nargs="?", help="the task to act on")
     p.add_argument("--undo", action="store_true", help="undo its completed steps")
@@ -377,6 +389,33 @@ def cmd_history(args: argparse.Namespace) -> int:
                   f"{safe(r.get('vm') or '-'):<12} {r.get('result', '?'):<9} {r.get('seconds', 0):>7.1f}s  "
                   f"{safe(r.get('message', ''))}")
     return 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from vmconsole.core.recovery import break_lock, lock_status
+
+    svc = common.services(args)
+    try:
+        if args.verb == "show":
+            status = lock_status(svc, args.name)
+            if args.json:
+                print_json(status)
+            elif not status["locked"]:
+                print(f"{args.name} is not locked")
+            else:
+                holder = status["holder"] or {}
+                alive = {True: "alive", False: "dead", None: "unknown"}[status["holder_alive"]]
+                print(f"{args.name} is locked by {safe(holder.get('holder', '?'))} ({holder.get('operation', '?')}, "
+                      f"pid {holder.get('pid', '?')}, {alive}) since {holder.get('since', '?')}")
+            return 0
+        broken = break_lock(svc, args.name, force=args.force)
+        if args.json:
+            print_json({"vm": args.name, "broken": broken})
+        else:
+            print(f"lock of {args.name} broken: {', '.join(broken)}")
+        return 0
+    finally:
+        svc.close()
 
 
 def cmd_recover(args: argparse.Namespace) -> int:

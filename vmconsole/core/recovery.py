@@ -67,6 +67,9 @@ def undo_task(services: Services, task_id: str) -> dict[str, Any]:
     data: dict[str, Any] = dict(entry.get("data") or {})
     args: dict[str, Any] = dict(entry.get("args") or {})
     locks = [v for v in (vm, args.get("source")) if v]
+    # the dead task's lock leases would free themselves within 30 s: break them now instead
+    for locked_vm in locks:
+        runner.break_lock(str(locked_vm), cookie=task_id)
     actions: list[str] = []
 
     def undo(ctx: Any) -> None:
@@ -80,6 +83,32 @@ def undo_task(services: Services, task_id: str) -> dict[str, Any]:
     runner.journal_remove(task_id)
     message = f"task {task_id} undone: " + ("; ".join(actions) if actions else "it had changed nothing")
     return {"task": task_id, "actions": actions, "message": message}
+
+
+def lock_status(services: Services, vm: str) -> dict[str, Any]:
+    runner = services.runner()
+    holder = runner.lock_holder(vm)
+    lockers = services.rbd.lock_lockers(naming.lock_object(vm), "vmconsole")
+    return {"vm": vm, "locked": bool(lockers), "holder": holder, "lockers": lockers,
+            "holder_alive": _alive(holder) if holder else None}
+
+
+def break_lock(services: Services, vm: str, *, force: bool = False) -> list[str]:
+    """Break a VM's lock when its holder is dead (a holder on another host needs ``force``)."""
+    from vmconsole.core.errors import ConflictError
+
+    status = lock_status(services, vm)
+    if not status["locked"]:
+        raise ConflictError(f"{vm} is not locked")
+    holder = status["holder"] or {}
+    if status["holder_alive"]:
+        raise ConflictError(f"{vm} is locked by a live process: {holder.get('holder')} pid {holder.get('pid')} "
+                            f"({holder.get('operation')})")
+    on_this_host = str(holder.get("holder", "")).endswith(f"@{SAME_HOST}")
+    if not on_this_host and not force:
+        raise ConflictError(f"{vm} is locked from another host ({holder.get('holder', 'unknown')}): vmconsole "
+                            "cannot see whether that process is alive", hint="check there, then use --force")
+    return services.runner().break_lock(vm)
 
 
 def _undo(services: Services, vm: str | None, operation: str, data: dict[str, Any], args: dict[str, Any]) -> list[str]:

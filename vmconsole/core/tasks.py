@@ -205,6 +205,19 @@ class TaskRunner:
             keeper.join(timeout=5)
             self._release(taken, cookie)
 
+    def break_lock(self, vm: str, *, cookie: str | None = None) -> list[str]:
+        """Break the lock of ``vm`` (only the holder with ``cookie`` when given); return what was broken."""
+        oid = naming.lock_object(vm)
+        broken = []
+        for locker in self.session.lock_lockers(oid, LOCK_NAME):
+            if cookie is not None and locker.get("cookie") != cookie:
+                continue
+            self.session.break_lock(oid, LOCK_NAME, locker["name"], locker["cookie"])
+            broken.append(f"{locker['name']} ({locker.get('description', '')}, task {locker['cookie']})")
+        if broken:
+            self.session.omap_remove(oid, ["holder"])
+        return broken
+
     def _renew(self, vms: list[str], cookie: str, operation: str, stop: threading.Event) -> None:
         while not stop.wait(RENEW_EVERY):
             for vm in vms:
@@ -291,10 +304,14 @@ class TaskRunner:
                     f"{task.operation} failed: {exc!r}")
                 if isinstance(exc, KeyboardInterrupt):
                     error = Cancelled(f"{task.operation} interrupted")
-                if left:
-                    self.journal_update(task, "needs-recovery", [task.steps[i].name for i in done])
-                else:
-                    self.journal_remove(task.task_id)
+                try:
+                    if left:
+                        self.journal_update(task, "needs-recovery", [task.steps[i].name for i in done])
+                    else:
+                        self.journal_remove(task.task_id)
+                except VmConsoleError as journal_error:
+                    # the cluster is sick: the entry stays as it was, `recover` will show it
+                    left.append(f"journal not updated ({journal_error})")
                 outcome = "cancelled" if isinstance(error, Cancelled) else "failed"
                 message = str(error)
                 if left:

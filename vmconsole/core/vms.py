@@ -423,6 +423,10 @@ def plan_cleanup(services: Services, vm: str) -> Task:
 # ---------------------------------------------------------------------------------------------- remove
 def _remove_disks_steps(services: Services, group: str, images: list[str]) -> list[Step]:
     def run(ctx: StepContext) -> None:
+        # group snapshots first: an image leaving the group keeps its .group.* snapshots otherwise
+        if services.rbd.group_exists(group):
+            for snapshot in services.rbd.group_snapshots(group):
+                services.rbd.group_snap_remove(group, snapshot)
         for index, image in enumerate(images):
             ctx.progress(index, len(images), image)
             if services.rbd.group_exists(group) and image in services.rbd.group_images(group):
@@ -725,10 +729,13 @@ def _deep_copy_with_progress(services: Services, source: str, target: str, size:
     import select
     import subprocess
 
+    from vmconsole.backends.proc import die_with_parent
+
     ceph = services.config.ceph
     location = f"{ceph.pool}/{ceph.namespace}/" if ceph.namespace else f"{ceph.pool}/"
     argv = ["rbd", "-c", ceph.conf, "--id", ceph.client_id, "deep", "cp", location + source, location + target]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=die_with_parent)
     assert proc.stderr is not None
     tail = b""
     errors = b""

@@ -301,3 +301,33 @@ class Lab:
             )
         )
         return result
+
+
+def daemon_pids(lab: Lab) -> dict[str, int]:
+    """PIDs of the lab's daemons, by name (for fault tests that stop one mid-operation)."""
+    found: dict[str, int] = {}
+    for daemon in ("mon.a", "mgr.x", "osd.0"):
+        pid = ceph.daemon_pid(lab.paths, daemon)
+        if pid:
+            found[f"ceph-{daemon.split('.')[0]}"] = pid
+    state = lab.state()
+    if state is not None:
+        pacemakerd = state.pids.get("pacemakerd")
+        if pacemakerd and procs.alive(pacemakerd):
+            found["pacemakerd"] = pacemakerd
+            for child in procs.children(pacemakerd):
+                name = (procs.cmdline(child) or ["?"])[0].rsplit("/", 1)[-1]
+                found[name] = child
+    return found
+
+
+def restart_osd(lab: Lab, timeout: float = 90) -> None:
+    """Start osd.0 again after a fault test stopped it, and wait until it is up."""
+    if ceph.daemon_pid(lab.paths, "osd.0") is None:
+        procs.run_daemonizing(["ceph-osd", "-c", str(lab.paths.ceph_conf), "-i", "0"],
+                              lab.paths.ceph / "log" / "daemons.out", timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while not ceph._osd_up(lab.paths):
+        if time.monotonic() > deadline:
+            raise LabError("osd.0 did not come back up")
+        time.sleep(0.5)

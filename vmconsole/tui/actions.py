@@ -36,8 +36,9 @@ VM_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("cleanup", "c", "Cleanup", "Clear the VM's Pacemaker failures", True),
     ActionSpec("remove", "delete", "Remove", "Remove the VM and its disks (type the name to confirm)", True),
     ActionSpec("snapshot", "n", "Snapshot", "Take a snapshot of the VM", True, show=True, aliases=("snap",)),
-    ActionSpec("rollback", "R", "Rollback", "Guided rollback to a snapshot (impact, safety snapshot, undo)",
-               True, show=True),
+    ActionSpec(
+        "rollback", "R", "Rollback", "Guided rollback to a snapshot (impact, safety snapshot, undo)", True, show=True
+    ),
     ActionSpec("purge", "P", "Purge", "Purge old snapshots (dry-run list first)", True),
     ActionSpec("clone", "C", "Clone", "Clone the VM (deep copy or linked)", True),
     ActionSpec("metadata", "m", "Metadata", "View and edit the VM's metadata", False, aliases=("meta",)),
@@ -48,8 +49,9 @@ VM_ACTIONS: tuple[ActionSpec, ...] = (
 
 GLOBAL_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("create", "a", "Create", "Create a VM from a disk image and a domain XML", True, needs_vm=False),
-    ActionSpec("bulk-snapshot", "N", "Bulk snap", "Snapshot every marked VM at once (type the count)", True,
-               needs_vm=False),
+    ActionSpec(
+        "bulk-snapshot", "N", "Bulk snap", "Snapshot every marked VM at once (type the count)", True, needs_vm=False
+    ),
     ActionSpec("tasks", "t", "Tasks", "List running and finished tasks", False, needs_vm=False, show=True),
     ActionSpec("history", "H", "History", "The audit history of operations", False, needs_vm=False),
     ActionSpec("recover", "F", "Recover", "Incomplete tasks left by a killed vmconsole", False, needs_vm=False),
@@ -64,8 +66,11 @@ for _spec in ALL_ACTIONS:
         BY_NAME[_alias] = _spec
 
 # Actions that are not VM/console verbs but that the snapshot pane offers on its own row.
-SNAPSHOT_REMOVE = ActionSpec("snapshot-remove", "delete", "Remove snap",
-                             "Remove the snapshot under the cursor (y/n confirmation)", True)
+SNAPSHOT_REMOVE = ActionSpec(
+    "snapshot-remove", "delete", "Remove snap", "Remove the snapshot under the cursor (y/n confirmation)", True
+)
 SNAPSHOT_PROTECT = ActionSpec("snapshot-protect", "p", "Protect", "Protect or unprotect the snapshot", True)
 BY_NAME[SNAPSHOT_REMOVE.name] = SNAPSHOT_REMOVE
 BY_NAME[SNAPSHOT_PROTECT.name] = SNAPSHOT_PROTECT
+METADATA_SET = ActionSpec("metadata-set", "", "Set metadata", "Set or remove a metadata key", True)
+RECOVERY_UNDO = ActionSpec("recovery-undo", "", "Undo task", "Undo an incomplete task's completed steps", True)

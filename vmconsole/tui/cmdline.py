@@ -45,7 +45,7 @@ def parse_command(line: str) -> Command:
     except ValueError as exc:
         raise CommandError(f"cannot read the command: {exc}") from exc
     verb = ALIASES.get(words[0].lower(), words[0].lower())
-    rest = text[len(words[0]):].strip()
+    rest = text[len(words[0]) :].strip()
     if verb in CONSOLE_VERBS:
         return Command(verb, None, tuple(words[1:]), rest)
     spec = BY_NAME.get(verb)

@@ -73,6 +73,14 @@ class VmFilter:
         return bool(self.terms)
 
 
+def _regex(pattern: re.Pattern[str]) -> Callable[[str], bool]:
+    return lambda value: pattern.search(value) is not None
+
+
+def _substring(needle: str) -> Callable[[str], bool]:
+    return lambda value: needle in value.lower()
+
+
 def parse_filter(text: str) -> VmFilter:
     """Parse the filter text; ``FilterError`` names what is wrong."""
     terms: list[Term] = []
@@ -93,10 +101,9 @@ def parse_filter(text: str) -> VmFilter:
                 pattern = re.compile(body[1:], re.IGNORECASE)
             except re.error as exc:
                 raise FilterError(f"bad regular expression {body[1:]!r}: {exc}") from exc
-            terms.append(Term(field, lambda value, p=pattern: p.search(value) is not None, negate))
+            terms.append(Term(field, _regex(pattern), negate))
         else:
-            needle = body.lower()
-            terms.append(Term(field, lambda value, n=needle: n in value.lower(), negate))
+            terms.append(Term(field, _substring(body.lower()), negate))
     return VmFilter(text, tuple(terms))
 
 

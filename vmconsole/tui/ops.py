@@ -7,23 +7,11 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from vmconsole.config import Config
 from vmconsole.core import naming
-from vmconsole.core.errors import VmConsoleError
 from vmconsole.core.services import Services
-
-
-def snapshot_service() -> ModuleType:
-    """``vmconsole.core.snapshots``, or a clear error while it does not exist yet."""
-    try:
-        from vmconsole.core import snapshots
-    except ImportError as exc:  # pragma: no cover - only while the service is being written
-        raise VmConsoleError("the snapshot service is not available yet (vmconsole.core.snapshots)",
-                             hint="update vmconsole") from exc
-    return snapshots
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ Ceph keyring. This only looks at local files; it never calls the cluster.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import os
 from pathlib import Path
 
@@ -24,17 +25,17 @@ def _keyring_candidates(config: Config) -> list[Path]:
     name = f"client.{config.ceph.client_id}"
     patterns: list[str] = []
     parser = configparser.RawConfigParser(strict=False, interpolation=None)
-    try:
+    with contextlib.suppress(configparser.Error, UnicodeDecodeError):
         parser.read(config.ceph.conf, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError):
-        pass
     for section in (name, "client", "global"):
         if parser.has_section(section) and parser.has_option(section, "keyring"):
             patterns = [p.strip() for p in parser.get(section, "keyring").split(",") if p.strip()]
             break
     patterns = patterns or list(DEFAULT_KEYRINGS)
-    return [Path(p.replace("$cluster", "ceph").replace("$name", name).replace("$id", config.ceph.client_id))
-            for p in patterns]
+    return [
+        Path(p.replace("$cluster", "ceph").replace("$name", name).replace("$id", config.ceph.client_id))
+        for p in patterns
+    ]
 
 
 def read_only_reason(config: Config) -> str | None:

@@ -31,8 +31,9 @@ def safe(value: object) -> str:
     text = str(value)
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() else (f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
-                   for ch in text)
+    return "".join(
+        ch if ch.isprintable() else (f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}") for ch in text
+    )
 
 
 def plain(value: object, style: str = "") -> Text:
@@ -92,7 +93,7 @@ def duration(seconds: float | None) -> str:
     """A duration for people: ``7 s``, ``2 min 5 s``, ``1 h 3 min``."""
     if seconds is None:
         return "unknown"
-    value = max(int(round(seconds)), 0)
+    value = max(round(seconds), 0)
     if value < 60:
         return f"{value} s"
     if value < 3600:

@@ -58,13 +58,19 @@ type the exact word shown (the VM name) before the confirm button unlocks.
             with VerticalScroll(id="dialog-body"):
                 yield Static(self.body)
             if self.typed is not None:
-                yield Label(Text.assemble("Type ", text.plain(self.typed, "bold reverse"), f" ({self.typed_what})"
-                                          " to confirm:"), id="typed-label")
+                yield Label(
+                    Text.assemble("Type ", text.plain(self.typed, "bold reverse"), f" ({self.typed_what}) to confirm:"),
+                    id="typed-label",
+                )
                 yield Input(placeholder=self.typed, id="typed", select_on_focus=False)
             with Horizontal(id="dialog-buttons"):
                 yield Button("Cancel", id="cancel", variant="default")
-                yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "primary",
-                             disabled=self.typed is not None)
+                yield Button(
+                    self.confirm_label,
+                    id="confirm",
+                    variant="error" if self.danger else "primary",
+                    disabled=self.typed is not None,
+                )
 
     def on_mount(self) -> None:
         if self.typed is not None:

@@ -39,8 +39,10 @@ class HelpScreen(ModalScreen[None]):
                 yield Markdown(self.help_markdown, id="help-text")
                 table: DataTable[Text] = DataTable(id="help-keys", cursor_type="none", show_cursor=False)
                 yield table
-            yield Static(Text("escape closes · ctrl+p lists every command · : opens the command line",
-                              style="dim"), id="help-footer")
+            yield Static(
+                Text("escape closes · ctrl+p lists every command · : opens the command line", style="dim"),
+                id="help-footer",
+            )
 
     def on_mount(self) -> None:
         table = self.query_one("#help-keys", DataTable)

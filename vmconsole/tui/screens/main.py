@@ -37,7 +37,7 @@ NARROW = 100  # below this width the side panes go under the table
 def _bindings() -> list[BindingType]:
     bindings: list[BindingType] = [
         Binding("slash", "filter", "Filter", id="console.filter"),
-        Binding("colon", "command", "Command", id="console.command"),
+        Binding("colon", "command", "Command line", show=False, id="console.command"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="console.clear-filter"),
     ]
     for spec in ALL_ACTIONS:
@@ -79,6 +79,9 @@ class MainScreen(Screen[None]):
         self.query_one(HeaderBar).read_only = self.vmapp.read_only
         self.query_one("#vms", VmTable).focus()
         self._layout_for(self.size.width)
+        if self.vmapp.state is not None:
+            self.show_state(self.vmapp.state, self.vmapp.now())
+        self.show_refresh(self.vmapp.last_ok, self.vmapp.now(), self.vmapp.stale_reason)
 
     def on_resize(self, event: events.Resize) -> None:
         self._layout_for(event.size.width)
@@ -171,7 +174,7 @@ class MainScreen(Screen[None]):
         active = self.active_bindings.get(event.key)
         if active is None or active.enabled:
             return
-        _namespace, name, params = parse_action(active.binding.action)
+        _namespace, _name, params = parse_action(active.binding.action)
         spec = BY_NAME.get(str(params[0])) if params else None
         reason = self.vmapp.disabled_reason(spec) if spec else None
         if spec is not None and reason:
@@ -257,5 +260,6 @@ class MainScreen(Screen[None]):
             if command.verb in ("snapshot", "rollback", "snapshot-remove", "snapshot-protect") and args:
                 self.vmapp.perform(command.verb, command.vm or self.table.current_vm, snapshot=args[0])
             else:
-                self.vmapp.perform(command.verb, command.vm or (self.table.current_vm if BY_NAME[command.verb]
-                                                                .needs_vm else None))
+                self.vmapp.perform(
+                    command.verb, command.vm or (self.table.current_vm if BY_NAME[command.verb].needs_vm else None)
+                )

@@ -63,8 +63,7 @@ class TaskScreen(ModalScreen[None]):
             buttons.append(Button("Cancel task (ctrl+x)", id="cancel-task", variant="warning"))
         else:
             for follow in record.follow_ups:
-                buttons.append(Button(f"{follow.label} ({follow.key})", id=f"follow-{follow.key}",
-                                      variant="warning"))
+                buttons.append(Button(f"{follow.label} ({follow.key})", id=f"follow-{follow.key}", variant="warning"))
             buttons.append(Button("Close (esc)", id="close", variant="primary"))
         bar.mount_all(buttons)
         self.refresh_bindings()
@@ -83,8 +82,9 @@ class TaskScreen(ModalScreen[None]):
         if self.record.active:
             self.record.cancel.set()
             self.record.add_log(cast("VmConsoleApp", self.app).now(), "cancel requested: undoing completed steps…")
-            self.notify("Cancelling: the task stops at the next safe point and undoes its completed steps.",
-                        markup=False)
+            self.notify(
+                "Cancelling: the task stops at the next safe point and undoes its completed steps.", markup=False
+            )
 
     def action_follow(self, key: str) -> None:
         follow = next((f for f in self.record.follow_ups if f.key == key), None)

@@ -68,8 +68,10 @@ Every task started from this console: running ones first, then finished ones, ne
                     Text(f"{record.percent:3.0f}", justify="right", end=""),
                     text.plain(record.title),
                     Text(f"{record.started:%H:%M:%S}", end=""),
-                    text.plain(text.shorten(record.message, 80),
-                               "red" if record.state in (TaskState.FAILED, TaskState.CANCELLED) else "dim"),
+                    text.plain(
+                        text.shorten(record.message, 80),
+                        "red" if record.state in (TaskState.FAILED, TaskState.CANCELLED) else "dim",
+                    ),
                     key=str(record.record_id),
                 )
             if records:

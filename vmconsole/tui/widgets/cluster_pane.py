@@ -26,7 +26,7 @@ Quorum, Ceph health (with its active checks) and every node: online, standby, ma
 offline; **DC** marks the designated controller; after the node, the VMs it hosts now.
 """
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.state: ClusterState | None = None
 

@@ -52,7 +52,7 @@ confirmations as their keys.
             super().__init__()
             self.input = box
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, *, id: str | None = None) -> None:
         super().__init__(placeholder=":start web1   :snapshot db1   :filter status:failed   :help", id=id)
         self.suggester = CommandSuggester(self)
 

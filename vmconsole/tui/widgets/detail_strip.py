@@ -21,7 +21,7 @@ could not be read about it). **enter** opens the full detail view.
 
     DEFAULT_CSS = "DetailStrip { height: 2; }"
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.vm: VmState | None = None
         self.now: datetime | None = None
@@ -45,8 +45,7 @@ could not be read about it). **enter** opens the full detail view.
         if not vm.enabled:
             first.append("  (not in the cluster)", style="dim")
         if vm.fail_count:
-            first.append(f"  fail-count {'INFINITY' if vm.fail_count >= 1000000 else vm.fail_count}",
-                         style="bold red")
+            first.append(f"  fail-count {'INFINITY' if vm.fail_count >= 1000000 else vm.fail_count}", style="bold red")
         first.append(f"  {len(vm.disks)} disk{'s' if len(vm.disks) != 1 else ''} {text.size(vm.total_size)}")
         latest = vm.latest_snapshot
         first.append(f"  {len(vm.snapshots)} snap")

@@ -37,9 +37,13 @@ Terms separated by spaces, all must match: `web` (name contains), `status:failed
             super().__init__()
             self.input = box
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
-        super().__init__(placeholder="filter: web  status:failed  node:hv1  ~regex  !negation", id=id,
-                         validators=[FilterSyntax()], validate_on=["changed", "submitted"])
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(
+            placeholder="filter: web  status:failed  node:hv1  ~regex  !negation",
+            id=id,
+            validators=[FilterSyntax()],
+            validate_on=["changed", "submitted"],
+        )
 
     def action_close(self) -> None:
         self.post_message(self.Closed(self))

@@ -30,7 +30,7 @@ last read failed or was incomplete (the table keeps the last known data).
     stale_reason: reactive[str | None] = reactive(None)
     age_seconds: reactive[float | None] = reactive(None)
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.state: ClusterState | None = None
 
@@ -57,8 +57,7 @@ last read failed or was incomplete (the table keeps the last known data).
             if failed:
                 line.append(f" {failed} failed", style="bold red")
         if self.running_tasks:
-            line.append(f"  ⟳ {self.running_tasks} task{'s' if self.running_tasks > 1 else ''}",
-                        style="bold yellow")
+            line.append(f"  ⟳ {self.running_tasks} task{'s' if self.running_tasks > 1 else ''}", style="bold yellow")
         right = Text(end="")
         if self.stale_reason is not None:
             right.append(" STALE: ", style="bold white on red")

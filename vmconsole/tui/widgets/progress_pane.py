@@ -26,8 +26,9 @@ STATE_STYLES = {
 def steps_text(record: TaskRecord) -> Text:
     out = Text(end="")
     if not record.steps:
-        out.append("planning: checking everything before changing anything…" if record.active else "no steps",
-                   style="dim")
+        out.append(
+            "planning: checking everything before changing anything…" if record.active else "no steps", style="dim"
+        )
         return out
     for index, name in enumerate(record.steps):
         if index:
@@ -83,7 +84,7 @@ copies and imports, and the task's log. A task keeps running when you leave this
     ProgressPane > Log { height: 1fr; min-height: 3; margin: 1 0 0 0; border: round $panel; }
     """
 
-    def __init__(self, record: TaskRecord, *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, record: TaskRecord, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.record = record
         self._version = -1

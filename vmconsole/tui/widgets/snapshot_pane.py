@@ -26,7 +26,10 @@ def timeline(snapshots: tuple[Snapshot, ...]) -> list[Snapshot]:
 
 
 def snapshot_flags(snap: Snapshot) -> Text:
-    flags = Text(snap.kind, style="dim", end="")
+    """Flags after the name: only what differs from a plain group snapshot."""
+    flags = Text(end="")
+    if snap.kind != "group":
+        flags.append(f" {snap.kind}", style="dim")
     if snap.protected:
         flags.append(" protected", style="bold cyan")
     if snap.missing_on:
@@ -56,17 +59,15 @@ unprotects it, **n** takes a new snapshot.
             self.vm = vm
             self.snapshot = snapshot
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", show_cursor=True)
         self.vm: VmState | None = None
         self._signature: tuple[object, ...] = ()
 
     def on_mount(self) -> None:
-        self.add_column(" ", key="mark", width=1)
         self.add_column("Snapshot", key="name")
-        self.add_column("Created", key="created", width=16)
+        self.add_column("Created", key="created", width=11)
         self.add_column("Age", key="age", width=4)
-        self.add_column("Kind", key="kind")
         self.border_title = "Snapshots"
 
     @property
@@ -75,7 +76,7 @@ unprotects it, **n** takes a new snapshot.
             return None
         try:
             key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
         return next((s for s in self.vm.snapshots if s.name == key), None)
 
@@ -94,16 +95,22 @@ unprotects it, **n** takes a new snapshot.
             if vm is None:
                 return
             for snap in timeline(vm.snapshots):
-                self.add_row(Text("○", style="cyan", end=""), text.plain(snap.name, "bold"),
-                             Text(text.stamp(snap.created), end=""),
-                             Text(text.age(snap.created, now), justify="right", end=""),
-                             snapshot_flags(snap), key=snap.name)
-            self.add_row(Text("●", style="bold green", end=""), Text("NOW", style="bold green", end=""),
-                         Text("current state", style="green", end=""), Text(""), Text(""), key=NOW_KEY)
+                label = Text("○ ", style="cyan", end="")
+                label.append(text.plain(snap.name, "bold"))
+                label.append(snapshot_flags(snap))
+                self.add_row(
+                    label,
+                    Text(snap.created.strftime("%m-%d %H:%M") if snap.created else "-", end=""),
+                    Text(text.age(snap.created, now), justify="right", end=""),
+                    key=snap.name,
+                )
+            self.add_row(
+                Text("● NOW", style="bold green", end=""), Text("current", style="green", end=""), Text(""), key=NOW_KEY
+            )
             target = keep if (keep and previous == vm.name) else NOW_KEY
             try:
                 self.move_cursor(row=self.get_row_index(target), animate=False)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 self.move_cursor(row=self.row_count - 1, animate=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -122,7 +129,6 @@ unprotects it, **n** takes a new snapshot.
             return
         snap = self.current_snapshot
         if snap is None and action != "snapshot":
-            self.notify("Select a snapshot row first (NOW is the current state).", severity="warning",
-                        markup=False)
+            self.notify("Select a snapshot row first (NOW is the current state).", severity="warning", markup=False)
             return
         self.post_message(self.ActionRequested(action, self.vm.name, snap.name if snap else None))

@@ -53,7 +53,7 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
         for i, column in enumerate(SORT_COLUMNS)
     ]
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+    def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.vm_filter = VmFilter()
         self.sort_column = "name"
@@ -77,7 +77,7 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
             return None
         try:
             key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:  # noqa: BLE001 - the cursor can be out of range while rows change
+        except Exception:
             return None
         return key.value
 
@@ -126,7 +126,7 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
         """Put the cursor on the VM's row; False when it is not shown (filtered out or gone)."""
         try:
             index = self.get_row_index(name)
-        except Exception:  # noqa: BLE001 - RowDoesNotExist
+        except Exception:
             return False
         self._cursor_vm = name
         self.move_cursor(row=index, animate=False, scroll=True)

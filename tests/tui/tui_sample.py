@@ -1,0 +1,213 @@
+"""A fixed cluster state and clock for the console's tests, snapshots and screenshots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+
+from vmconsole.config import Config, ConsoleSection
+from vmconsole.core.model import (
+    CephHealth,
+    ClusterState,
+    Disk,
+    Failure,
+    NodeState,
+    NodeStatus,
+    Snapshot,
+    VmState,
+    VmStatus,
+)
+
+NOW = datetime(2026, 5, 4, 12, 0, 0, tzinfo=UTC)
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+def clock() -> datetime:
+    return NOW
+
+
+def config(refresh: float = 2.0) -> Config:
+    return Config(console=ConsoleSection(refresh_interval=refresh), source=Path("/dev/null"))
+
+
+def snap(name: str, hours_ago: float, disks: tuple[str, ...], **extra: object) -> Snapshot:
+    return Snapshot(name=name, kind="group", created=NOW - timedelta(hours=hours_ago), disks=disks, **extra)  # type: ignore[arg-type]
+
+
+def vm(
+    name: str,
+    status: VmStatus,
+    node: str | None = None,
+    *,
+    size: int = 64 * MiB,
+    data: int = 0,
+    snapshots: tuple[Snapshot, ...] = (),
+    **extra: object,
+) -> VmState:
+    disks = (Disk(f"system_{name}", size), *(Disk(f"data_{name}_{i}", size) for i in range(data)))
+    enabled = status is not VmStatus.DISABLED
+    return VmState(name=name, status=status, node=node, enabled=enabled, disks=disks, snapshots=snapshots, **extra)  # type: ignore[arg-type]
+
+
+def db1_snapshots() -> tuple[Snapshot, ...]:
+    disks = ("system_db1", "data_db1_0")
+    return (
+        snap("before-upgrade", 50, disks, protected=True),
+        snap("nightly-20260504", 9, disks),
+        snap("snap-20260504-110000", 1, disks),
+    )
+
+
+FAILURE = Failure(
+    operation="start",
+    node="hv2",
+    exit_status="error",
+    exit_reason="domain legacy: cannot open disk: Permission denied",
+    exit_code=1,
+    when=NOW - timedelta(minutes=7),
+)
+
+
+def vms() -> tuple[VmState, ...]:
+    return (
+        vm("web1", VmStatus.STARTED, "hv1", snapshots=(snap("pre-patch", 30, ("system_web1",)),)),
+        vm("web2", VmStatus.STARTED, "hv2"),
+        vm(
+            "db1",
+            VmStatus.STARTED,
+            "hv1",
+            size=128 * MiB,
+            data=1,
+            snapshots=db1_snapshots(),
+            metadata=MappingProxyType({"owner": "dba-team", "tier": "gold"}),
+        ),
+        vm("build1", VmStatus.DISABLED),
+        vm("spare1", VmStatus.STOPPED),
+        vm("legacy", VmStatus.FAILED, None, size=2 * GiB, failed=True, fail_count=1000000, last_failure=FAILURE),
+        vm("batch7", VmStatus.STARTING, "hv2", size=512 * MiB),
+        vm("cache1", VmStatus.STARTED, "hv1", size=256 * MiB, blocked=True, failed=False),
+    )
+
+
+def nodes() -> tuple[NodeState, ...]:
+    return (
+        NodeState("hv1", "1", NodeStatus.ONLINE, is_dc=True, resources_running=3),
+        NodeState("hv2", "2", NodeStatus.ONLINE, resources_running=2),
+        NodeState("hv3", "3", NodeStatus.STANDBY),
+    )
+
+
+def state(**changes: object) -> ClusterState:
+    base = ClusterState(
+        taken_at=NOW,
+        nodes=nodes(),
+        vms=vms(),
+        ceph=CephHealth("HEALTH_OK"),
+        quorum=True,
+        dc="hv1",
+        cluster_name="seapath",
+        duration=0.05,
+    )
+    return replace(base, **changes) if changes else base  # type: ignore[arg-type]
+
+
+class Source:
+    """A state source the test can change, break and mend."""
+
+    def __init__(self, current: ClusterState | None = None) -> None:
+        self.current = current or state()
+        self.error: Exception | None = None
+        self.calls = 0
+
+    def __call__(self) -> ClusterState:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return self.current
+
+
+StateSource = Callable[[], ClusterState]
+
+
+# ---------------------------------------------------------------------------------------------- fake services
+class FakeSession:
+    """Just enough of RbdSession for the real TaskRunner: omap objects and lock leases, in memory."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, bytes]] = {}
+        self.locks: dict[str, str] = {}
+
+    def omap_get(self, oid: str, prefix: str = "", limit: int = 100000) -> dict[str, bytes]:
+        return {k: v for k, v in self.objects.get(oid, {}).items() if k.startswith(prefix)}
+
+    def omap_set(self, oid: str, values: dict[str, bytes]) -> None:
+        self.objects.setdefault(oid, {}).update(values)
+
+    def omap_remove(self, oid: str, keys: list[str]) -> None:
+        for key in keys:
+            self.objects.get(oid, {}).pop(key, None)
+
+    def lock_exclusive(self, oid: str, name: str, cookie: str, description: str, seconds: int) -> bool:
+        holder = self.locks.setdefault(oid, cookie)
+        return holder == cookie
+
+    def unlock(self, oid: str, name: str, cookie: str) -> None:
+        if self.locks.get(oid) == cookie:
+            del self.locks[oid]
+
+
+class FakeServices:
+    """Runs tasks with the real TaskRunner on a FakeSession; planners are patched by the tests."""
+
+    def __init__(self, source: Callable[[], ClusterState]) -> None:
+        from vmconsole.core.tasks import TaskRunner
+
+        self.source = source
+        self.session = FakeSession()
+        self.runner_class = TaskRunner
+        self.ran: list[str] = []
+
+    def state(self) -> ClusterState:
+        return self.source()
+
+    def runner(self, listener: object = None) -> object:
+        return self.runner_class(self.session, listener)  # type: ignore[arg-type]
+
+    def run(self, task: object, cancel: object = None, listener: object = None) -> object:
+        self.ran.append(task.operation)  # type: ignore[attr-defined]
+        return self.runner_class(self.session, listener).run(task, cancel)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        pass
+
+
+def fake_task(operation: str, vm: str | None, steps: int = 2, *, total: int = 0, fail_at: int | None = None,
+              summary: str = "", gate: object = None) -> object:
+    """A task of ``steps`` steps; with ``total`` each step reports byte progress; ``gate`` (an Event)
+    holds the first step until set, so a test can look at a running task."""
+    import threading
+
+    from vmconsole.core.errors import OperationFailed
+    from vmconsole.core.tasks import Step, StepContext, Task
+
+    def make(index: int) -> Step:
+        def run(ctx: StepContext) -> None:
+            if index == 0 and isinstance(gate, threading.Event):
+                while not gate.wait(0.02):
+                    ctx.check_cancel()
+            if fail_at == index:
+                raise OperationFailed(f"step {index + 1} broke")
+            if total:
+                for done in (total // 4, total // 2, total):
+                    ctx.progress(done, total, f"copy {done}")
+            ctx.log(f"step {index + 1} did its work")
+            if summary and index == steps - 1:
+                ctx.data["_summary"] = summary
+
+        return Step(f"step {index + 1} of {operation}", run, lambda ctx: None)
+
+    return Task(operation, vm, {}, [make(i) for i in range(steps)], description=f"{operation} {vm}")

@@ -1,0 +1,851 @@
+"""The interactive console: ``VmConsoleApp(config)``.
+
+How it is put together (see ``/work/shared/design.md``):
+
+* state: a self-rescheduling thread worker reads a ``ClusterState`` (``Services.state()``, or the
+  injected ``state_source``) and the main screen diffs it into its table by row key;
+* actions: one entry point, ``perform(action, vm)``, used by keys, the command palette and the ``:``
+  line alike; it checks read-only mode, opens the action's screen or confirmation, then
+  ``start_task`` plans and runs the core task in a thread worker and shows its progress;
+* errors: every worker's failure comes back through ``on_worker_state_changed`` and is shown by
+  ``show_error`` (message, field, hint), the one error path of the console.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, ClassVar, cast
+
+from rich.text import Text
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.command import Provider
+from textual.css.query import NoMatches
+from textual.signal import Signal
+from textual.timer import Timer
+from textual.worker import Worker, WorkerState
+
+from vmconsole.config import Config
+from vmconsole.core import snapshots, vms
+from vmconsole.core.errors import Cancelled, VmConsoleError
+from vmconsole.core.model import ClusterState, VmState, VmStatus
+from vmconsole.core.services import Services
+from vmconsole.core.snapshots import PurgePlan, RollbackPlan
+from vmconsole.core.tasks import ProgressEvent, Task, TaskResult
+from vmconsole.tui import ops, text
+from vmconsole.tui.actions import BY_NAME, ActionSpec
+from vmconsole.tui.messages import TaskEvent, TaskPlanned
+from vmconsole.tui.provider import VmCommandProvider
+from vmconsole.tui.rights import read_only_reason
+from vmconsole.tui.screens.confirm import ConfirmModal
+from vmconsole.tui.screens.help import HelpScreen, KeyHelp
+from vmconsole.tui.screens.main import MainScreen
+from vmconsole.tui.screens.progress import TaskScreen
+from vmconsole.tui.screens.tasks import TaskListScreen
+from vmconsole.tui.task_record import FollowUp, TaskRecord, TaskState
+
+MAX_INTERVAL = 30.0  # the refresh backoff never waits longer than this
+Planner = Callable[[Services], Task]
+
+# Actions that only follow another one (offered on a finished task); gated like the others.
+HIDDEN_ACTIONS = {
+    "rollback-undo": ActionSpec("rollback-undo", "", "Undo rollback", "Undo the last rollback of the VM", True),
+    "force-stop": ActionSpec("force-stop", "", "Force stop", "Stop the VM, forcing it off if needed", True),
+}
+
+
+@dataclass
+class _Call:
+    on_result: Callable[[Any], object]
+    on_error: Callable[[BaseException], None] | None
+
+
+class VmConsoleApp(App[int]):
+    """The Textual console of vmconsole."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "vmconsole"
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {
+        *App.COMMANDS,
+        VmCommandProvider,
+    }
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark,f1", "help", "Help", id="console.help"),
+        Binding("q", "quit_console", "Quit", id="console.quit"),
+    ]
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        read_only: bool = False,
+        services: Services | None = None,
+        state_source: Callable[[], ClusterState] | None = None,
+        clock: Callable[[], datetime] | None = None,
+        keymap: Mapping[str, str] | None = None,
+        check_rights: bool | None = None,
+        check_recovery: bool | None = None,
+        auto_refresh: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self._services = services
+        self._state_source = state_source
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._keymap = dict(keymap or {})
+        injected = state_source is not None
+        self.read_only_reason: str | None = None
+        if read_only:
+            self.read_only_reason = "read-only mode was asked for (--read-only or console.read_only)"
+        elif check_rights if check_rights is not None else not injected:
+            self.read_only_reason = read_only_reason(config)
+        self.read_only = self.read_only_reason is not None
+        self._check_recovery = check_recovery if check_recovery is not None else not injected
+        self.auto_read = auto_refresh
+        self.interval = max(config.console.refresh_interval, 0.5)
+        # refresh state
+        self.state: ClusterState | None = None
+        self.last_ok: datetime | None = None
+        self.read_error: str | None = None
+        self.last_read_seconds = 0.0
+        self.failures_in_a_row = 0
+        self.next_delay = self.interval
+        self._refresh_timer: Timer | None = None
+        self._reading = False
+        self._nudge = False
+        # tasks
+        self.tasks: list[TaskRecord] = []
+        self._records: dict[int, TaskRecord] = {}
+        self._calls: dict[str, _Call] = {}
+        self._call_ids = 0
+        self._quitting = False
+        self.state_signal: Signal[ClusterState] = Signal(self, "state")
+
+    # ------------------------------------------------------------------------------------ basics
+    def now(self) -> datetime:
+        return self._clock()
+
+    @property
+    def services(self) -> Services:
+        """The service layer; refused when the console runs on an injected state (tests, demos)."""
+        if self._services is None:
+            if self._state_source is not None:
+                raise VmConsoleError("this console shows an injected state and has no cluster connection")
+            self._services = Services(self.config)
+        return self._services
+
+    def get_default_screen(self) -> MainScreen:
+        return MainScreen()
+
+    def on_mount(self) -> None:
+        if self._keymap:
+            self.set_keymap(self._keymap)
+        self.set_interval(1.0, self._tick)
+        self.refresh_now()
+
+    def on_unmount(self) -> None:
+        if self._services is not None:
+            self._services.close()
+
+    def _main_screen(self) -> MainScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
+
+    # ------------------------------------------------------------------------------------ refresh
+    def _read(self) -> ClusterState:
+        if self._state_source is not None:
+            return self._state_source()
+        return self.services.state()
+
+    def refresh_now(self) -> None:
+        """Read the cluster now (or right after the read in flight): never two reads at once."""
+        if self._refresh_timer is not None:
+            self._refresh_timer.stop()
+            self._refresh_timer = None
+        if self._reading:
+            self._nudge = True
+            return
+        self._reading = True
+        self._refresh_worker()
+
+    def _refresh_worker(self) -> Worker[ClusterState]:
+        return self.run_worker(
+            self._timed_read,
+            name="refresh",
+            group="refresh",
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+            description="read the cluster state",
+        )
+
+    def _timed_read(self) -> ClusterState:
+        started = time.monotonic()
+        try:
+            return self._read()
+        finally:
+            self.last_read_seconds = time.monotonic() - started
+
+    def _schedule_refresh(self) -> None:
+        delay = self.interval + 2 * self.last_read_seconds
+        if self.failures_in_a_row:
+            delay = max(delay, self.interval * 2 ** min(self.failures_in_a_row, 4))
+        self.next_delay = min(delay, max(MAX_INTERVAL, self.interval))
+        if self._nudge:
+            self._nudge = False
+            self.refresh_now()
+        elif self.auto_read:
+            self._refresh_timer = self.set_timer(self.next_delay, self.refresh_now, name="refresh")
+
+    def _state_read(self, state: ClusterState) -> None:
+        self.state = state
+        self.last_ok = self.now()
+        self.read_error = None
+        self.failures_in_a_row = 0
+        main = self._main_screen()
+        if main is not None:
+            main.show_state(state, self.now())
+        self.state_signal.publish(state)
+        self._tick()
+
+    def _state_failed(self, error: BaseException) -> None:
+        self.failures_in_a_row += 1
+        self.read_error = text.safe(
+            error.message if isinstance(error, VmConsoleError) else f"{type(error).__name__}: {error}"
+        )
+        self._tick()
+
+    @property
+    def stale_reason(self) -> str | None:
+        if self.read_error is not None:
+            return self.read_error
+        if self.state is not None and self.state.problems:
+            return "; ".join(self.state.problems)
+        return None
+
+    def _tick(self) -> None:
+        main = self._main_screen()
+        if main is not None:
+            try:
+                main.show_refresh(self.last_ok, self.now(), self.stale_reason)
+                main.show_tasks(sum(1 for r in self.tasks if r.active))
+            except NoMatches:
+                pass  # not composed yet: its on_mount asks again
+
+    # ------------------------------------------------------------------------------------ workers
+    def call_in_thread(
+        self,
+        work: Callable[[], Any],
+        on_result: Callable[[Any], object],
+        description: str,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Run a blocking service call in a thread worker; the result comes back on the UI thread."""
+        self._call_ids += 1
+        name = f"call:{self._call_ids}"
+        self._calls[name] = _Call(on_result, on_error)
+        self.run_worker(work, name=name, group="call", thread=True, exit_on_error=False, description=description)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        state = event.state
+        if worker.group == "refresh":
+            if state is WorkerState.SUCCESS:
+                self._reading = False
+                self._state_read(cast(ClusterState, worker.result))
+                self._schedule_refresh()
+            elif state is WorkerState.ERROR:
+                self._reading = False
+                self._state_failed(worker.error or RuntimeError("unknown error"))
+                self._schedule_refresh()
+            elif state is WorkerState.CANCELLED:
+                self._reading = False
+        elif worker.group == "task" and state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            record = self._records.get(int(worker.name.split(":", 1)[1]))
+            if record is not None:
+                self._task_finished(record, worker.result if state is WorkerState.SUCCESS else None, worker.error)
+        elif worker.group == "call" and state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            call = self._calls.pop(worker.name, None)
+            if call is None:
+                return
+            if state is WorkerState.SUCCESS:
+                call.on_result(worker.result)
+            else:
+                error = worker.error or RuntimeError("unknown error")
+                if call.on_error is not None:
+                    call.on_error(error)
+                self.show_error(error)
+
+    def show_error(self, error: BaseException, title: str | None = None) -> None:
+        """The console's one error path: message, the field at fault and a hint, shown literally."""
+        if isinstance(error, VmConsoleError):
+            lines = [error.message]
+            if error.field:
+                lines.append(f"field: {error.field}")
+            if error.hint:
+                lines.append(f"hint: {error.hint}")
+            heading = title or ("Cancelled" if isinstance(error, Cancelled) else type(error).__name__)
+        else:
+            lines = [f"{type(error).__name__}: {error}"]
+            heading = title or "Unexpected error"
+            self.log.error(repr(error))
+        message = "\n".join(text.safe(line) for line in lines)
+        self.notify(message, title=text.safe(heading), severity="error", timeout=15, markup=False)
+
+    # ------------------------------------------------------------------------------------ tasks
+    def start_task(
+        self,
+        title: str,
+        vm: str | None,
+        planner: Planner,
+        *,
+        show: bool = True,
+        on_finish: Callable[[TaskRecord], None] | None = None,
+    ) -> TaskRecord:
+        """Plan and run a core task in a thread worker; its progress lands in a ``TaskRecord``."""
+        record = TaskRecord(title, vm, self.now(), on_finish=on_finish)
+        self.tasks.append(record)
+        self._records[record.record_id] = record
+        self.run_worker(
+            partial(self._run_task, record, planner),
+            name=f"task:{record.record_id}",
+            group="task",
+            thread=True,
+            exit_on_error=False,
+            description=title,
+        )
+        self._tick()
+        if show:
+            self.show_task(record)
+        return record
+
+    def _run_task(self, record: TaskRecord, planner: Planner) -> TaskResult:
+        services = self.services
+        task = planner(services)
+        self.post_message(
+            TaskPlanned(record.record_id, task.operation, tuple(s.name for s in task.steps), task.description)
+        )
+
+        def listener(event: ProgressEvent) -> None:
+            self.post_message(TaskEvent(record.record_id, event))
+
+        return services.run(task, record.cancel, listener=listener)
+
+    def on_task_planned(self, message: TaskPlanned) -> None:
+        record = self._records.get(message.record_id)
+        if record is not None:
+            record.operation = message.operation
+            record.steps = message.steps
+            record.add_log(
+                self.now(),
+                f"planned: {message.description or message.operation} "
+                f"({len(message.steps)} step{'s' if len(message.steps) != 1 else ''})",
+            )
+
+    def on_task_event(self, message: TaskEvent) -> None:
+        record = self._records.get(message.record_id)
+        if record is not None:
+            record.apply(message.event, self.now())
+
+    def _task_finished(self, record: TaskRecord, result: Any, error: BaseException | None) -> None:
+        now = self.now()
+        if isinstance(result, TaskResult):
+            record.finish_ok(result, now)
+            self.notify(text.safe(f"{record.title}: {record.message}"), title="Done", markup=False)
+        else:
+            failure = error if isinstance(error, VmConsoleError) else VmConsoleError(f"{type(error).__name__}: {error}")
+            record.finish_error(failure, now, cancelled=isinstance(error, Cancelled))
+            outcome = "cancelled" if record.state is TaskState.CANCELLED else "failed"
+            self.show_error(failure, title=f"{record.title}: {outcome}")
+        record.follow_ups = self._follow_ups(record)
+        if record.on_finish is not None:
+            record.on_finish(record)
+        self.refresh_now()
+        self._tick()
+        if self._quitting and not any(r.active for r in self.tasks):
+            self.exit(0)
+
+    def _follow_ups(self, record: TaskRecord) -> list[FollowUp]:
+        """What to offer next: undo after a rollback, force after a stop that did not finish."""
+        follow: list[FollowUp] = []
+        if record.operation == "snapshot-rollback" and record.state is TaskState.DONE:
+            follow.append(FollowUp("u", "Undo rollback", "rollback-undo", record.vm))
+        if record.operation == "stop" and record.state is TaskState.FAILED:
+            follow.append(FollowUp("f", "Force stop", "force-stop", record.vm))
+        return follow
+
+    def show_task(self, record: TaskRecord) -> None:
+        self.push_screen(TaskScreen(record))
+
+    # ------------------------------------------------------------------------------------ gating
+    def disabled_reason(self, spec: ActionSpec | None) -> str | None:
+        if spec is not None and spec.mutating and self.read_only:
+            return self.read_only_reason or "read-only mode"
+        return None
+
+    def notify_disabled(self, spec: ActionSpec, reason: str) -> None:
+        self.notify(
+            text.safe(f"{spec.label} is disabled: {reason}"), title="Read-only", severity="warning", markup=False
+        )
+
+    def _vm(self, name: str | None) -> VmState | None:
+        return self.state.vm(name) if self.state is not None and name else None
+
+    # ------------------------------------------------------------------------------------ perform
+    def perform(self, action: str, vm: str | None = None, *, snapshot: str | None = None) -> None:
+        """Run one action by name (keys, palette and ``:`` all come here)."""
+        spec = BY_NAME.get(action) or HIDDEN_ACTIONS.get(action)
+        if spec is None:
+            self.notify(text.safe(f"unknown action {action!r}"), severity="error", markup=False)
+            return
+        reason = self.disabled_reason(spec)
+        if reason is not None:
+            self.notify_disabled(spec, reason)
+            return
+        handler = getattr(self, f"_do_{spec.name.replace('-', '_')}")
+        if not spec.needs_vm:
+            handler()
+            return
+        if vm is None:
+            self.notify("No VM selected.", severity="warning", markup=False)
+            return
+        state = self._vm(vm)
+        if state is None:
+            self.notify(text.safe(f"No VM named {vm!r} in the last cluster state."), severity="error", markup=False)
+            return
+        if spec.name.startswith("snapshot") or spec.name == "rollback":
+            handler(state, snapshot)
+        else:
+            handler(state)
+
+    @staticmethod
+    def _where(vm: VmState) -> Text:
+        """``web1 (Started on hv1)``: every confirmation names the VM and its node."""
+        out = text.plain(vm.name, "bold")
+        out.append(" (")
+        out.append(text.status_text(vm))
+        if vm.node:
+            out.append(" on ")
+            out.append(text.plain(vm.node, "bold"))
+        out.append(")")
+        return out
+
+    def confirm(
+        self,
+        title: str,
+        body: Text,
+        then: Callable[[], object],
+        *,
+        label: str = "Confirm",
+        typed: str | None = None,
+        typed_what: str = "the VM name",
+        danger: bool = True,
+    ) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                then()
+
+        self.push_screen(
+            ConfirmModal(title, body, confirm_label=label, typed=typed, typed_what=typed_what, danger=danger), answered
+        )
+
+    # --- simple VM actions
+    def _do_detail(self, vm: VmState) -> None:
+        from vmconsole.tui.screens.vm_detail import VmDetailScreen
+
+        self.push_screen(VmDetailScreen(vm.name))
+
+    def _do_start(self, vm: VmState) -> None:
+        name = vm.name
+        self.start_task(f"start {name}", name, lambda s: vms.plan_start(s, name))
+
+    def _do_stop(self, vm: VmState, *, force: bool = False) -> None:
+        name = vm.name
+        body = Text.assemble(
+            "Stop ",
+            self._where(vm),
+            "?\n\n",
+            "The guest is shut down; its services are unavailable until it is started again.",
+        )
+        if force:
+            body.append(
+                "\nIf it does not stop in time it is forced off (like pulling the plug): unsaved data in "
+                "the guest is lost.",
+                style="bold red",
+            )
+        self.confirm(
+            f"{'Force stop' if force else 'Stop'} {text.safe(name)}",
+            body,
+            lambda: self.start_task(
+                f"{'force ' if force else ''}stop {name}", name, lambda s: vms.plan_stop(s, name, force=force)
+            ),
+            label="Force stop" if force else "Stop",
+        )
+
+    def _do_force_stop(self, vm: VmState) -> None:
+        self._do_stop(vm, force=True)
+
+    def _do_enable(self, vm: VmState) -> None:
+        name = vm.name
+        self.start_task(f"enable {name}", name, lambda s: vms.plan_enable(s, name))
+
+    def _do_disable(self, vm: VmState) -> None:
+        name = vm.name
+        body = Text.assemble(
+            "Disable ",
+            self._where(vm),
+            "?\n\n",
+            "Its Pacemaker primitive is removed: the cluster stops it"
+            " and will no longer start, watch or move it.\nIts disks, snapshots and"
+            " configuration stay; enable it again with e.",
+        )
+        self.confirm(
+            f"Disable {text.safe(name)}",
+            body,
+            lambda: self.start_task(f"disable {name}", name, lambda s: vms.plan_disable(s, name)),
+            label="Disable",
+        )
+
+    def _do_cleanup(self, vm: VmState) -> None:
+        name = vm.name
+        self.start_task(f"cleanup {name}", name, lambda s: vms.plan_cleanup(s, name))
+
+    def _do_remove(self, vm: VmState) -> None:
+        name = vm.name
+        body = Text.assemble("Remove ", self._where(vm), " for good?\n\n")
+        if vm.enabled:
+            body.append("It is stopped and removed from the cluster, then ")
+        body.append(
+            f"its {len(vm.disks)} disk{'s' if len(vm.disks) != 1 else ''} ({text.size(vm.total_size)}), "
+            f"its {len(vm.snapshots)} snapshot{'s' if len(vm.snapshots) != 1 else ''} and its configuration"
+            " are deleted.\n"
+        )
+        body.append("This cannot be undone.", style="bold red")
+        self.confirm(
+            f"Remove {text.safe(name)}",
+            body,
+            lambda: self.start_task(f"remove {name}", name, lambda s: vms.plan_remove(s, name)),
+            label="Remove",
+            typed=name,
+        )
+
+    def _do_console(self, vm: VmState) -> None:
+        if vm.status is not VmStatus.STARTED:
+            self.notify(
+                text.safe(f"{vm.name} is {vm.status.value}: there is no console to attach to."),
+                severity="warning",
+                markup=False,
+            )
+            return
+        argv = ops.console_argv(self.config, vm.name, vm.node)
+        try:
+            with self.suspend():
+                import subprocess
+
+                print(f"Attaching to the console of {text.safe(vm.name)}; leave with ctrl+]", flush=True)
+                subprocess.run(argv, check=False)
+        except Exception as exc:
+            self.show_error(VmConsoleError(f"cannot attach to the console: {exc}", hint=" ".join(argv)))
+        self.refresh()
+
+    def _do_mark(self, vm: VmState) -> None:
+        main = self._main_screen()
+        if main is not None:
+            main.table.move_to(vm.name)
+            main.toggle_mark()
+
+    # --- snapshots
+    def _do_snapshot(self, vm: VmState, name: str | None = None) -> None:
+        from vmconsole.tui.screens.snapshot_create import SnapshotCreateScreen
+
+        vm_name = vm.name
+
+        def chosen(choice: tuple[str, bool] | None) -> None:
+            if choice is None:
+                return
+            snap, freeze = choice
+            self.start_task(
+                f"snapshot {vm_name} {snap}",
+                vm_name,
+                lambda s: snapshots.plan_snapshot_create(s, vm_name, snap, freeze=freeze),
+            )
+
+        self.push_screen(SnapshotCreateScreen(vm, self.now(), name), chosen)
+
+    def _find_snapshot(self, vm: VmState, snapshot: str | None) -> str | None:
+        if snapshot is None:
+            self.notify("Select a snapshot in the snapshot pane (tab) first.", severity="warning", markup=False)
+            return None
+        if not any(s.name == snapshot for s in vm.snapshots):
+            self.notify(text.safe(f"{vm.name} has no snapshot {snapshot!r}"), severity="error", markup=False)
+            return None
+        return snapshot
+
+    def _do_snapshot_remove(self, vm: VmState, snapshot: str | None) -> None:
+        name = vm.name
+        snap_name = self._find_snapshot(vm, snapshot)
+        if snap_name is None:
+            return
+        snap = next(s for s in vm.snapshots if s.name == snap_name)
+        body = Text.assemble(
+            "Remove snapshot ",
+            text.plain(snap_name, "bold"),
+            " of ",
+            self._where(vm),
+            "?\n\n",
+            f"Taken {text.stamp(snap.created)} ({text.age(snap.created, self.now())} ago). ",
+            "You will no longer be able to roll back to it; the VM itself is not touched.",
+        )
+        self.confirm(
+            f"Remove snapshot {text.safe(snap_name)}",
+            body,
+            lambda: self.start_task(
+                f"remove snapshot {name}@{snap_name}",
+                name,
+                lambda s: snapshots.plan_snapshot_remove(s, name, snap_name),
+            ),
+            label="Remove snapshot",
+        )
+
+    def _do_snapshot_protect(self, vm: VmState, snapshot: str | None) -> None:
+        name = vm.name
+        snap_name = self._find_snapshot(vm, snapshot)
+        if snap_name is None:
+            return
+        protect = not next(s for s in vm.snapshots if s.name == snap_name).protected
+        verb = "protect" if protect else "unprotect"
+        self.start_task(
+            f"{verb} snapshot {name}@{snap_name}",
+            name,
+            lambda s: snapshots.plan_snapshot_protect(s, name, snap_name, protect),
+            show=False,
+        )
+
+    def _do_rollback(self, vm: VmState, snapshot: str | None = None) -> None:
+        from vmconsole.tui.screens.rollback_pick import RollbackPickScreen
+
+        if not vm.snapshots:
+            self.notify(text.safe(f"{vm.name} has no snapshot to roll back to."), severity="warning", markup=False)
+            return
+        name = vm.name
+
+        def picked(snap: str | None) -> None:
+            if snap is not None:
+                self.call_in_thread(
+                    lambda: snapshots.rollback_plan(self.services, name, snap, safety=True),
+                    self.show_rollback_impact,
+                    f"plan the rollback of {name}",
+                )
+
+        self.push_screen(RollbackPickScreen(vm, self.now(), snapshot), picked)
+
+    def show_rollback_impact(self, plan: RollbackPlan) -> None:
+        from vmconsole.tui.screens.rollback import RollbackImpactScreen
+
+        def decided(safety: bool | None) -> None:
+            if safety is None:
+                return
+            vm, snap = plan.vm, plan.snapshot.name
+            keep_plan = safety == (plan.safety_snapshot is not None)
+
+            def planner(s: Services) -> Task:
+                chosen = plan if keep_plan else snapshots.rollback_plan(s, vm, snap, safety=safety)
+                return snapshots.plan_rollback(s, chosen)
+
+            self.start_task(f"rollback {vm} to {snap}", vm, planner)
+
+        self.push_screen(RollbackImpactScreen(plan, self.now()), decided)
+
+    def _do_rollback_undo(self, vm: VmState) -> None:
+        name = vm.name
+        body = Text.assemble(
+            "Undo the last rollback of ",
+            self._where(vm),
+            "?\n\n",
+            "The VM goes back to the safety snapshot taken just before the rollback;"
+            " what it wrote since the rollback is discarded.",
+        )
+        self.confirm(
+            f"Undo rollback of {text.safe(name)}",
+            body,
+            lambda: self.start_task(f"undo rollback {name}", name, lambda s: snapshots.plan_rollback_undo(s, name)),
+            label="Undo rollback",
+        )
+
+    def _do_purge(self, vm: VmState) -> None:
+        from vmconsole.tui.screens.purge import PurgeScreen
+
+        name = vm.name
+
+        def confirmed(plan: PurgePlan | None) -> None:
+            if plan is not None:
+                self.start_task(
+                    f"purge snapshots of {name} ({len(plan.remove)})", name, lambda s: snapshots.plan_purge(s, plan)
+                )
+
+        self.push_screen(PurgeScreen(vm, self.now()), confirmed)
+
+    def _do_bulk_snapshot(self) -> None:
+        main = self._main_screen()
+        marked = sorted(main.table.marked) if main else []
+        if not marked:
+            current = main.table.current_vm if main else None
+            if current is None:
+                self.notify("Mark VMs with space first.", severity="warning", markup=False)
+                return
+            marked = [current]
+        count = str(len(marked))
+        body = Text.assemble(f"Take one snapshot of each of these {count} VMs, at the same time:\n\n")
+        for name in marked:
+            state = self._vm(name)
+            body.append("  • ")
+            body.append(self._where(state) if state else text.plain(name))
+            body.append("\n")
+        body.append("\nRunning VMs are frozen (fsfreeze) for an instant.")
+
+        def run() -> None:
+            names = list(marked)
+            self.start_task(
+                f"bulk snapshot of {len(names)} VMs",
+                None,
+                lambda s: snapshots.plan_bulk_snapshot(s, names),
+                on_finish=lambda r: main.table.clear_marks() if main and r.state is TaskState.DONE else None,
+            )
+
+        self.confirm(
+            f"Snapshot {count} VMs",
+            body,
+            run,
+            label="Snapshot all",
+            typed=count,
+            typed_what="the number of VMs",
+            danger=False,
+        )
+
+    # --- create and clone
+    def _do_create(self) -> None:
+        from vmconsole.tui.screens.create import CreateScreen
+
+        def chosen(spec: vms.CreateSpec | None) -> None:
+            if spec is not None:
+                self.start_task(f"create {spec.name}", spec.name, lambda s: vms.plan_create(s, spec))
+
+        self.push_screen(CreateScreen(), chosen)
+
+    def _do_clone(self, vm: VmState) -> None:
+        from vmconsole.tui.screens.clone import CloneScreen
+
+        def chosen(spec: vms.CloneSpec | None) -> None:
+            if spec is not None:
+                kind = "linked clone" if spec.linked else "clone"
+                self.start_task(f"{kind} {spec.source} → {spec.name}", spec.name, lambda s: vms.plan_clone(s, spec))
+
+        self.push_screen(CloneScreen(vm), chosen)
+
+    # --- views
+    def _do_metadata(self, vm: VmState) -> None:
+        from vmconsole.tui.screens.metadata import MetadataScreen
+
+        self.push_screen(MetadataScreen(vm.name))
+
+    def _do_config(self, vm: VmState) -> None:
+        from vmconsole.tui.screens.config_view import ConfigScreen
+
+        name = vm.name
+        self.call_in_thread(
+            lambda: ops.read_domain_config(self.services, name),
+            lambda config: self.push_screen(ConfigScreen(config)),
+            f"read the XML of {name}",
+        )
+
+    def _do_tasks(self) -> None:
+        self.push_screen(TaskListScreen())
+
+    def _do_history(self) -> None:
+        from vmconsole.tui.screens.history import HistoryScreen
+
+        self.call_in_thread(
+            lambda: ops.read_history(self.services),
+            lambda records: self.push_screen(HistoryScreen(records)),
+            "read the history",
+        )
+
+    def _do_recover(self, *, quiet: bool = False) -> None:
+        from vmconsole.core import recovery
+        from vmconsole.tui.screens.recovery import RecoveryScreen
+
+        def found(entries: list[dict[str, Any]]) -> None:
+            if entries:
+                self.notify(
+                    f"{len(entries)} incomplete task(s) from an earlier vmconsole need attention.",
+                    title="Recovery",
+                    severity="warning",
+                    markup=False,
+                )
+                self.push_screen(RecoveryScreen(entries))
+            elif not quiet:
+                self.notify("No incomplete task.", markup=False)
+
+        self.call_in_thread(lambda: recovery.incomplete_tasks(self.services), found, "look for incomplete tasks")
+
+    def _do_refresh(self) -> None:
+        self.refresh_now()
+
+    # ------------------------------------------------------------------------------------ app keys
+    def action_help(self) -> None:
+        screen = self.screen
+        widget = screen.focused
+        help_text: str | None = None
+        title = type(screen).__name__
+        node: Any = widget
+        while node is not None and help_text is None:
+            help_text = getattr(node, "HELP", None)
+            if help_text:
+                title = type(node).__name__
+            node = node.parent
+        keys: list[KeyHelp] = []
+        seen: set[str] = set()
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or (binding.id or key) in seen:
+                continue
+            seen.add(binding.id or key)
+            reason = None
+            if not active.enabled:
+                from textual.actions import parse as parse_action
+
+                _ns, _name, params = parse_action(binding.action)
+                spec = BY_NAME.get(str(params[0])) if params else None
+                reason = self.disabled_reason(spec)
+            keys.append(KeyHelp(self.get_key_display(binding), binding.description, active.enabled, reason))
+        self.push_screen(HelpScreen(title, help_text or "", keys))
+
+    def action_quit_console(self) -> None:
+        running = [r for r in self.tasks if r.active]
+        if not running:
+            self.exit(0)
+            return
+        body = Text(f"{len(running)} task(s) still running:\n")
+        for record in running:
+            body.append("  • ")
+            body.append(text.plain(record.title))
+            body.append("\n")
+        body.append("\nQuitting cancels them: each undoes its completed steps, then the console closes.")
+
+        def cancel_all() -> None:
+            self._quitting = True
+            for record in running:
+                record.cancel.set()
+            self.notify("Cancelling running tasks; the console closes when they have undone their steps.", markup=False)
+
+        self.confirm("Quit with running tasks?", body, cancel_all, label="Cancel tasks and quit")
+
+    def on_ready(self) -> None:
+        if self._check_recovery and not self.read_only:
+            self._do_recover(quiet=True)

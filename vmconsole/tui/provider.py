@@ -1,0 +1,97 @@
+"""The command palette (ctrl+p): every action, for the VM under the cursor, plus views and filters.
+
+Built from the same action table as the key bindings, so palette and keys never disagree; an
+action disabled in read-only mode is still listed (marked) and says why when chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, cast
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+
+from vmconsole.tui import text
+from vmconsole.tui.actions import ALL_ACTIONS
+from vmconsole.tui.filtering import SORT_COLUMNS
+
+if TYPE_CHECKING:
+    from vmconsole.tui.app import VmConsoleApp
+    from vmconsole.tui.screens.main import MainScreen
+
+
+@dataclass(frozen=True)
+class PaletteCommand:
+    text: str
+    help: str
+    callback: Callable[[], object]
+
+
+class VmCommandProvider(Provider):
+    @property
+    def vmapp(self) -> VmConsoleApp:
+        return cast("VmConsoleApp", self.app)
+
+    def _main(self) -> MainScreen | None:
+        from vmconsole.tui.screens.main import MainScreen
+
+        return next((s for s in self.app.screen_stack if isinstance(s, MainScreen)), None)
+
+    def commands(self) -> list[PaletteCommand]:
+        app = self.vmapp
+        main = self._main()
+        current = main.table.current_vm if main else None
+        out: list[PaletteCommand] = []
+        for spec in ALL_ACTIONS:
+            if spec.name == "mark":
+                continue
+            suffix = " (read-only)" if app.disabled_reason(spec) else ""
+            if spec.needs_vm:
+                if current is None:
+                    continue
+                label = f"{spec.label}: {text.safe(current)}{suffix}"
+                out.append(PaletteCommand(label, spec.description, partial(app.perform, spec.name, current)))
+            else:
+                out.append(
+                    PaletteCommand(f"{spec.label}{suffix}", spec.description, partial(app.perform, spec.name, None))
+                )
+        if main is not None:
+            for label, query in (
+                ("Filter: failed VMs", "status:failed"),
+                ("Filter: stopped VMs", "status:stopped"),
+                ("Filter: clear", ""),
+            ):
+                out.append(
+                    PaletteCommand(label, f"/ {query}" if query else "show every VM", partial(main.apply_filter, query))
+                )
+            for column in SORT_COLUMNS:
+                out.append(
+                    PaletteCommand(f"Sort by {column}", "again to reverse", partial(main.table.set_sort, column))
+                )
+            if app.state is not None:
+                for vm in app.state.vms:
+                    out.append(
+                        PaletteCommand(
+                            f"Go to VM {text.safe(vm.name)}", f"{vm.status.value}", partial(main.table.move_to, vm.name)
+                        )
+                    )
+        return out
+
+    async def discover(self) -> Hits:
+        for command in self.commands():
+            yield DiscoveryHit(Content(command.text), command.callback, text=command.text, help=command.help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for command in self.commands():
+            score = matcher.match(command.text)
+            if score > 0:
+                # never Content.from_markup: VM names are cluster data
+                _score, offsets = matcher.fuzzy_search.match(query, command.text)
+                display = Content(command.text)
+                for offset in offsets:
+                    display = display.stylize("bold underline", offset, offset + 1)
+                yield Hit(score, display, command.callback, text=command.text, help=command.help)

@@ -1,0 +1,77 @@
+"""``v``: the VM's domain XML: the diff between ``_base_xml`` (what the operator gave) and ``xml``
+(what the resource agent defines: disks, UUID added), and each XML, syntax highlighted.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from vmconsole.core import domain_xml
+from vmconsole.core.errors import VmConsoleError
+from vmconsole.tui import text
+from vmconsole.tui.ops import DomainConfig
+
+
+def _literal(xml: str) -> str:
+    """Control characters made visible, line breaks and tabs kept."""
+    return "\n".join(text.safe(line.replace("\t", "    ")) for line in xml.splitlines())
+
+
+def diff_lines(config: DomainConfig) -> list[str]:
+    if not config.base_xml or not config.xml:
+        return []
+    try:
+        return domain_xml.xml_diff(config.base_xml, config.xml, old_label="_base_xml", new_label="xml")
+    except VmConsoleError as exc:
+        return [f"# cannot compare: {exc}"]
+
+
+class ConfigScreen(ModalScreen[None]):
+    HELP = """\
+## Domain XML
+
+**Diff**: `_base_xml` (the XML given at create/clone time) against `xml` (what the resource agent
+defines: the RBD disks and the UUID added), both in canonical form. The other tabs show each XML.
+"""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "dismiss", "Back", id="config.back")]
+
+    def __init__(self, config: DomainConfig) -> None:
+        super().__init__(classes="form-screen")
+        self.config = config
+
+    def compose(self) -> ComposeResult:
+        config = self.config
+        lines = diff_lines(config)
+        with Vertical(classes="form", id="config-form"), TabbedContent(initial="tab-diff"):
+            with TabPane("Diff", id="tab-diff"), VerticalScroll(classes="xml-view"):
+                if lines:
+                    yield Static(Syntax(_literal("\n".join(lines)), "diff", theme="ansi_dark", word_wrap=False))
+                elif config.base_xml and config.xml:
+                    yield Static(Text("no difference (canonical forms are equal)", style="dim"))
+                else:
+                    yield Static(
+                        Text(
+                            "missing: "
+                            + ", ".join(k for k, v in (("_base_xml", config.base_xml), ("xml", config.xml)) if not v),
+                            style="yellow",
+                        )
+                    )
+            for key, value in (("xml", config.xml), ("_base_xml", config.base_xml)):
+                with TabPane(key, id=f"tab-{key.strip('_')}"), VerticalScroll(classes="xml-view"):
+                    if value:
+                        yield Static(Syntax(_literal(value), "xml", theme="ansi_dark", line_numbers=True))
+                    else:
+                        yield Static(Text(f"the VM has no {key} metadata", style="dim"))
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#config-form").border_title = Text.assemble("Domain XML of ", text.plain(self.config.vm))

@@ -1,0 +1,154 @@
+"""``enter``: everything the console knows about one VM, for troubleshooting; follows the refresh."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static
+
+from vmconsole.core.model import ClusterState, VmState
+from vmconsole.tui import text
+from vmconsole.tui.widgets.snapshot_pane import snapshot_flags, timeline
+
+if TYPE_CHECKING:
+    from vmconsole.tui.app import VmConsoleApp
+
+
+def _kv(rows: list[tuple[str, Text]]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for key, value in rows:
+        table.add_row(Text(key), value)
+    return table
+
+
+def _mapping(values: Mapping[str, Any]) -> Table:
+    return _kv([(text.safe(k), text.plain(v if isinstance(v, str) else repr(v))) for k, v in sorted(values.items())])
+
+
+def detail_sections(vm: VmState, app: VmConsoleApp) -> list[tuple[str, Any]]:
+    now = app.now()
+    status = text.status_text(vm)
+    general: list[tuple[str, Text]] = [
+        ("status", status),
+        ("node", text.plain(vm.node or "-")),
+        ("enabled", Text("yes (has a Pacemaker primitive)" if vm.enabled else "no (not in the cluster)")),
+        ("target-role", text.plain(vm.target_role or "-")),
+        ("managed", Text("yes" if vm.managed else "no", style="" if vm.managed else "bold yellow")),
+        ("blocked", Text("yes" if vm.blocked else "no", style="bold red" if vm.blocked else "")),
+        (
+            "fail-count",
+            Text(
+                "INFINITY" if vm.fail_count >= 1000000 else str(vm.fail_count),
+                style="bold red" if vm.fail_count else "",
+            ),
+        ),
+        ("uuid", text.plain(vm.uuid or "-")),
+    ]
+    if vm.resource is not None:
+        general.append(
+            (
+                "resource",
+                text.plain(
+                    f"{vm.resource.agent} role={vm.resource.role}"
+                    + (f" pending={vm.resource.pending}" if vm.resource.pending else "")
+                ),
+            )
+        )
+    sections: list[tuple[str, Any]] = [("General", _kv(general))]
+    failures = vm.resource.failures if vm.resource else ()
+    if failures or vm.last_failure:
+        rows = []
+        for failure in failures or ((vm.last_failure,) if vm.last_failure else ()):
+            line = text.plain(failure.summary(), "red")
+            line.append(f"  {text.stamp(failure.when)}", style="dim")
+            rows.append((text.safe(failure.operation), line))
+        sections.append(("Failures", _kv(rows)))
+    if vm.problems:
+        sections.append(("Could not read", _kv([("-", text.plain(p, "yellow")) for p in vm.problems])))
+    disks = Table(box=None, padding=(0, 2), show_edge=False)
+    disks.add_column("image")
+    disks.add_column("size", justify="right")
+    for disk in vm.disks:
+        disks.add_row(text.plain(disk.image), Text(text.size(disk.size)))
+    sections.append((f"Disks ({len(vm.disks)}, {text.size(vm.total_size)})", disks))
+    snaps = Table(box=None, padding=(0, 2), show_edge=False)
+    snaps.add_column("snapshot")
+    snaps.add_column("created")
+    snaps.add_column("age", justify="right")
+    snaps.add_column("flags")
+    for snap in timeline(vm.snapshots):
+        flags = snapshot_flags(snap)
+        if snap.missing_on:
+            flags.append(" missing on ")
+            flags.append(text.plain(", ".join(snap.missing_on), "yellow"))
+        snaps.add_row(
+            text.plain(snap.name, "bold"), Text(text.stamp(snap.created)), Text(text.age(snap.created, now)), flags
+        )
+    snaps.add_row(Text("NOW", style="bold green"), Text("current state", style="green"), Text(""), Text(""))
+    sections.append((f"Snapshots ({len(vm.snapshots)})", snaps))
+    metadata = _mapping(vm.metadata) if vm.metadata else Text("none", style="dim")
+    sections.append((f"Metadata ({len(vm.metadata)})", metadata))
+    sections.append(("Settings", _mapping(vm.settings) if vm.settings else Text("defaults", style="dim")))
+    return sections
+
+
+class VmDetailScreen(ModalScreen[None]):
+    HELP = """\
+## VM detail
+
+Everything read about the VM, refreshed live: status and Pacemaker flags, failures, disks,
+snapshots, user metadata and internal settings. **escape** goes back; **m** metadata, **v** XML.
+"""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "dismiss", "Back", id="detail.back"),
+        Binding("m", "open('metadata')", "Metadata", id="detail.metadata"),
+        Binding("v", "open('config')", "XML", id="detail.config"),
+    ]
+
+    def __init__(self, vm: str) -> None:
+        super().__init__(classes="form-screen")
+        self.vm_name = vm
+
+    @property
+    def vmapp(self) -> VmConsoleApp:
+        return cast("VmConsoleApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="form"):
+            yield VerticalScroll(id="detail-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(".form").border_title = Text.assemble("VM ", text.plain(self.vm_name))
+        self.vmapp.state_signal.subscribe(self, self._state_changed)
+        if self.vmapp.state is not None:
+            self._state_changed(self.vmapp.state)
+
+    def _state_changed(self, state: ClusterState) -> None:
+        body = self.query_one("#detail-body", VerticalScroll)
+        vm = state.vm(self.vm_name)
+        widgets: list[Static] = []
+        if vm is None:
+            widgets.append(
+                Static(Text.assemble(text.plain(self.vm_name), " is gone from the cluster.", style="bold red"))
+            )
+        else:
+            for title, renderable in detail_sections(vm, self.vmapp):
+                widgets.append(Static(Text(title, style="bold underline"), classes="section-title"))
+                widgets.append(Static(renderable, classes="section"))
+        with self.app.batch_update():
+            body.remove_children()
+            body.mount_all(widgets)
+
+    def action_open(self, what: str) -> None:
+        self.vmapp.perform(what, self.vm_name)
