@@ -150,9 +150,7 @@ class LibvirtSession:
         """UUID of the ceph secret with this usage name ('client.libvirt secret' on SEAPATH)."""
         with translated(f"looking up secret {usage!r}"):
             try:
-                return str(
-                    self.conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_CEPH, usage).UUIDString()
-                )
+                return str(self.conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_CEPH, usage).UUIDString())
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() == libvirt.VIR_ERR_NO_SECRET:
                     return None

@@ -175,9 +175,7 @@ def _check_status(root: etree._Element) -> None:
     errors = [(e.text or "").strip() for e in status.iterfind("errors/error")]
     detail = "; ".join(e for e in errors if e)
     hint = "is the cluster running on this node?" if code == 102 else None
-    raise BackendError(
-        BACKEND, f"crm_mon: {message} (code {code})" + (f": {detail}" if detail else ""), hint=hint
-    )
+    raise BackendError(BACKEND, f"crm_mon: {message} (code {code})" + (f": {detail}" if detail else ""), hint=hint)
 
 
 def _node_status(element: etree._Element) -> NodeStatus:
@@ -207,9 +205,7 @@ def _parse_nodes(root: etree._Element) -> tuple[NodeState, ...]:
     )
 
 
-def _walk_resources(
-    element: etree._Element, parent: str | None
-) -> Iterator[tuple[etree._Element, str | None]]:
+def _walk_resources(element: etree._Element, parent: str | None) -> Iterator[tuple[etree._Element, str | None]]:
     """Every <resource> under ``element``, with the id of its nearest group/clone/bundle."""
     for child in element:
         if child.tag == "resource":
@@ -333,9 +329,7 @@ def parse_crm_mon(text: str | bytes) -> CrmMonSnapshot:
     for resource_id, state in states.items():
         own_failures = tuple(f for rid, f in failures if rid == resource_id)
         counts = fail_counts.get(resource_id, {})
-        states[resource_id] = replace(
-            state, failures=own_failures, fail_count=max(counts.values(), default=0)
-        )
+        states[resource_id] = replace(state, failures=own_failures, fail_count=max(counts.values(), default=0))
 
     return CrmMonSnapshot(
         nodes=_parse_nodes(root),

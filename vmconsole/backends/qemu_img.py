@@ -47,8 +47,7 @@ def inspect(path: str, field: str = "image") -> ImageFile:
     if fmt not in ("qcow2", "raw"):
         raise ValidationError(f"{path} is a {fmt} image; only qcow2 and raw can be imported", field=field)
     if info.get("backing-filename"):
-        raise ValidationError(f"{path} has a backing file ({info['backing-filename']}); flatten it first",
-                              field=field)
+        raise ValidationError(f"{path} has a backing file ({info['backing-filename']}); flatten it first", field=field)
     size = int(info.get("virtual-size", 0))
     if size <= 0:
         raise ValidationError(f"{path} is empty", field=field)
@@ -76,11 +75,25 @@ def import_to_rbd(
     Out-of-order writes with 16 coroutines: twice as fast as sequential on RBD.
     """
     argv = [
-        "qemu-img", "convert", "-p", "-n", "--target-is-zero", "-W", "-m", "16",
-        "-f", source.format, "-O", "raw", "--", source.path, rbd_target(ceph, image),
+        "qemu-img",
+        "convert",
+        "-p",
+        "-n",
+        "--target-is-zero",
+        "-W",
+        "-m",
+        "16",
+        "-f",
+        source.format,
+        "-O",
+        "raw",
+        "--",
+        source.path,
+        rbd_target(ceph, image),
     ]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=die_with_parent)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=die_with_parent
+    )
     assert proc.stdout is not None and proc.stderr is not None
     errors = b""
     buffer = b""

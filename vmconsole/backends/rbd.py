@@ -125,8 +125,7 @@ class RbdSession:
     def health(self) -> tuple[str, list[str]]:
         data = self.mon_command({"prefix": "health", "format": "json"})
         checks = [
-            f"{name}: {check.get('summary', {}).get('message', '')}"
-            for name, check in data.get("checks", {}).items()
+            f"{name}: {check.get('summary', {}).get('message', '')}" for name, check in data.get("checks", {}).items()
         ]
         return str(data.get("status", "unknown")), checks
 

@@ -20,9 +20,7 @@ def parse(text: str | bytes, *, what: str = "XML", field: str | None = None) -> 
     """Parse untrusted XML. A DOCTYPE (the carrier of entities and external references) is refused."""
     data = text.encode() if isinstance(text, str) else text
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise ValidationError(
-            f"{what} declares a DOCTYPE or entities, which vmconsole never resolves", field=field
-        )
+        raise ValidationError(f"{what} declares a DOCTYPE or entities, which vmconsole never resolves", field=field)
     try:
         root = etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as exc:
@@ -33,9 +31,7 @@ def parse(text: str | bytes, *, what: str = "XML", field: str | None = None) -> 
     if root.getroottree().docinfo.internalDTD is not None or any(
         isinstance(node, etree._Entity) for node in root.iter()
     ):
-        raise ValidationError(
-            f"{what} declares a DOCTYPE or entities, which vmconsole never resolves", field=field
-        )
+        raise ValidationError(f"{what} declares a DOCTYPE or entities, which vmconsole never resolves", field=field)
     return root
 
 

@@ -45,8 +45,13 @@ def add_destructive(parser: argparse.ArgumentParser) -> None:
 
 
 def plan_dict(task: Task) -> dict[str, Any]:
-    return {"operation": task.operation, "vm": task.vm, "description": task.description,
-            "steps": [s.name for s in task.steps], "args": {k: v for k, v in task.args.items() if not k.startswith("_")}}
+    return {
+        "operation": task.operation,
+        "vm": task.vm,
+        "description": task.description,
+        "steps": [s.name for s in task.steps],
+        "args": {k: v for k, v in task.args.items() if not k.startswith("_")},
+    }
 
 
 def execute(

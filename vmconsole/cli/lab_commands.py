@@ -13,7 +13,8 @@ from vmconsole.lab.paths import ENV_DIR
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lab = subparsers.add_parser(
-        "lab", help="the local throwaway cluster (Ceph + libvirt/QEMU + corosync/pacemaker)",
+        "lab",
+        help="the local throwaway cluster (Ceph + libvirt/QEMU + corosync/pacemaker)",
         description="Bring up, inspect and tear down the local lab cluster, all under one directory "
         f"(default /tmp/vmconsole-lab, or ${ENV_DIR}).",
     )
@@ -51,8 +52,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     statuses = lab.status()
     if args.json:
-        print(json.dumps({"dir": str(lab.paths.root), "up": bool(statuses) and all(s.up for s in statuses),
-                          "components": [s.to_dict() for s in statuses]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "dir": str(lab.paths.root),
+                    "up": bool(statuses) and all(s.up for s in statuses),
+                    "components": [s.to_dict() for s in statuses],
+                },
+                indent=2,
+            )
+        )
     elif not statuses:
         print(f"no lab in {lab.paths.root}")
     else:

@@ -19,8 +19,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the interactive console; `vmconsole <noun> <verb>` does the same operations from scripts.",
     )
     parser.add_argument("--version", action="version", version=f"vmconsole {__version__}")
-    parser.add_argument("--config", help="configuration file (default: $VMCONSOLE_CONFIG, "
-                        "~/.config/vmconsole/config.toml, /etc/vmconsole/config.toml, else the local lab)")
+    parser.add_argument(
+        "--config",
+        help="configuration file (default: $VMCONSOLE_CONFIG, "
+        "~/.config/vmconsole/config.toml, /etc/vmconsole/config.toml, else the local lab)",
+    )
     parser.add_argument("--read-only", action="store_true", help="console: disable every mutating action")
     subparsers = parser.add_subparsers(dest="noun", metavar="COMMAND")
     vm_commands.add_parsers(subparsers)

@@ -83,8 +83,11 @@ def confirm(prompt: str, expected: str, assume_yes: bool) -> bool:
     if not sys.stdin.isatty():
         from vmconsole.core.errors import ValidationError
 
-        raise ValidationError("this is destructive and there is no terminal to confirm on", field="--yes",
-                              hint="pass --yes in scripts, or --dry-run to see the plan")
+        raise ValidationError(
+            "this is destructive and there is no terminal to confirm on",
+            field="--yes",
+            hint="pass --yes in scripts, or --dry-run to see the plan",
+        )
     answer = input(f"{prompt}\nType {expected!r} to confirm: ")
     return answer.strip() == expected
 

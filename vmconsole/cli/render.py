@@ -25,12 +25,21 @@ def vm_table(state: ClusterState) -> list[str]:
             note = vm.last_failure.summary()
         elif vm.problems:
             note = vm.problems[0]
-        rows.append((vm.name, vm.status.value + (" (blocked)" if vm.blocked else ""), vm.node or "-",
-                     str(len(vm.snapshots)), age(latest.created) if latest else "-",
-                     humanize.naturalsize(vm.total_size, binary=True) if vm.disks else "-", note))
+        rows.append(
+            (
+                vm.name,
+                vm.status.value + (" (blocked)" if vm.blocked else ""),
+                vm.node or "-",
+                str(len(vm.snapshots)),
+                age(latest.created) if latest else "-",
+                humanize.naturalsize(vm.total_size, binary=True) if vm.disks else "-",
+                note,
+            )
+        )
     widths = [max(len(safe(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(safe(c).ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + safe(r[-1])
-             for r in rows]
+    lines = [
+        "  ".join(safe(c).ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + safe(r[-1]) for r in rows
+    ]
     if state.problems:
         lines.append("")
         lines += [f"PARTIAL: {safe(p)}" for p in state.problems]
@@ -38,12 +47,14 @@ def vm_table(state: ClusterState) -> list[str]:
 
 
 def vm_detail(vm: VmState) -> list[str]:
-    lines = [f"name:       {safe(vm.name)}",
-             f"status:     {vm.status.value}" + (" (blocked)" if vm.blocked else ""),
-             f"node:       {safe(vm.node or '-')}",
-             f"enabled:    {'yes' if vm.enabled else 'no'}",
-             f"uuid:       {safe(vm.uuid or '-')}",
-             f"fail-count: {vm.fail_count}"]
+    lines = [
+        f"name:       {safe(vm.name)}",
+        f"status:     {vm.status.value}" + (" (blocked)" if vm.blocked else ""),
+        f"node:       {safe(vm.node or '-')}",
+        f"enabled:    {'yes' if vm.enabled else 'no'}",
+        f"uuid:       {safe(vm.uuid or '-')}",
+        f"fail-count: {vm.fail_count}",
+    ]
     if vm.last_failure:
         lines.append(f"failure:    {safe(vm.last_failure.summary())}")
     lines.append("disks:")

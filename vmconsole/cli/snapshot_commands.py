@@ -11,11 +11,10 @@ from vmconsole.cli import common
 from vmconsole.cli.output import print_json, safe
 from vmconsole.core import snapshots, validate
 from vmconsole.core.errors import ValidationError
+from vmconsole.core.services import Services
 
-Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 
-
-def add_parsers(subparsers: Sub) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     snap = subparsers.add_parser("snapshot", help="snapshots: create, list, rollback, purge, retention")
     verbs = snap.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -92,8 +91,9 @@ def add_parsers(subparsers: Sub) -> None:
 def cmd_create(args: argparse.Namespace) -> int:
     svc = common.services(args)
     try:
-        return common.execute(args, svc, snapshots.plan_snapshot_create(svc, args.name, args.snapshot,
-                                                                         freeze=not args.no_freeze))
+        return common.execute(
+            args, svc, snapshots.plan_snapshot_create(svc, args.name, args.snapshot, freeze=not args.no_freeze)
+        )
     finally:
         svc.close()
 
@@ -105,11 +105,24 @@ def cmd_list(args: argparse.Namespace) -> int:
     finally:
         svc.close()
     if args.json:
-        print_json([{"name": i.snapshot.name, "kind": i.snapshot.kind, "created": i.snapshot.created,
-                     "age_seconds": i.age_seconds, "protected": i.snapshot.protected,
-                     "disks": i.snapshot.disks, "missing_on": i.snapshot.missing_on,
-                     "written_since": i.written_since, "safety": i.safety, "clones": i.clones,
-                     "config_recorded": bool(i.snapshot.metadata)} for i in infos])
+        print_json(
+            [
+                {
+                    "name": i.snapshot.name,
+                    "kind": i.snapshot.kind,
+                    "created": i.snapshot.created,
+                    "age_seconds": i.age_seconds,
+                    "protected": i.snapshot.protected,
+                    "disks": i.snapshot.disks,
+                    "missing_on": i.snapshot.missing_on,
+                    "written_since": i.written_since,
+                    "safety": i.safety,
+                    "clones": i.clones,
+                    "config_recorded": bool(i.snapshot.metadata),
+                }
+                for i in infos
+            ]
+        )
         return 0
     if not infos:
         print(f"{args.name} has no snapshot")
@@ -136,8 +149,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
     svc = common.services(args)
     try:
         task = snapshots.plan_snapshot_remove(svc, args.name, args.snapshot)
-        return common.execute(args, svc, task, confirm_with=args.name,
-                              warning=f"Snapshot {args.snapshot} of {args.name} will be deleted.")
+        return common.execute(
+            args, svc, task, confirm_with=args.name, warning=f"Snapshot {args.snapshot} of {args.name} will be deleted."
+        )
     finally:
         svc.close()
 
@@ -157,8 +171,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             if args.snapshot:
                 raise ValidationError("--undo takes no snapshot name", field="snapshot")
             task = snapshots.plan_rollback_undo(svc, args.name)
-            return common.execute(args, svc, task, confirm_with=args.name,
-                                  warning=f"{args.name} will return to the state before its last rollback.")
+            return common.execute(
+                args,
+                svc,
+                task,
+                confirm_with=args.name,
+                warning=f"{args.name} will return to the state before its last rollback.",
+            )
         if not args.snapshot:
             raise ValidationError("name the snapshot to roll back to (or --undo)", field="snapshot")
         plan = snapshots.rollback_plan(svc, args.name, args.snapshot, safety=not args.no_safety)
@@ -167,8 +186,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             return 0
         if not args.json:
             print("\n".join(safe(line) for line in plan.summary()))
-        return common.execute(args, svc, snapshots.plan_rollback(svc, plan), confirm_with=args.name,
-                              warning="Rollback discards what was written since the snapshot.")
+        return common.execute(
+            args,
+            svc,
+            snapshots.plan_rollback(svc, plan),
+            confirm_with=args.name,
+            warning="Rollback discards what was written since the snapshot.",
+        )
     finally:
         svc.close()
 
@@ -183,7 +207,7 @@ def _print_plan(plan: snapshots.PurgePlan) -> None:
         print(f"  note: {note}")
 
 
-def _run_purge(args: argparse.Namespace, svc: common.Services, plans: list[snapshots.PurgePlan]) -> int:
+def _run_purge(args: argparse.Namespace, svc: Services, plans: list[snapshots.PurgePlan]) -> int:
     if args.json and args.dry_run:
         print_json({"dry_run": True, "plans": [p.to_dict() for p in plans]})
         return 0
@@ -197,8 +221,13 @@ def _run_purge(args: argparse.Namespace, svc: common.Services, plans: list[snaps
     for plan in plans:
         if not plan.remove:
             continue
-        status |= common.execute(args, svc, snapshots.plan_purge(svc, plan), confirm_with=plan.vm,
-                                 warning=f"{len(plan.remove)} snapshot(s) of {plan.vm} will be deleted.")
+        status |= common.execute(
+            args,
+            svc,
+            snapshots.plan_purge(svc, plan),
+            confirm_with=plan.vm,
+            warning=f"{len(plan.remove)} snapshot(s) of {plan.vm} will be deleted.",
+        )
     return status
 
 
@@ -225,15 +254,18 @@ def cmd_policy(args: argparse.Namespace) -> int:
         if args.keep_last is not None or args.keep_daily is not None:
             current = snapshots.RetentionPolicy(
                 args.keep_last if args.keep_last is not None else current.keep_last,
-                args.keep_daily if args.keep_daily is not None else current.keep_daily)
+                args.keep_daily if args.keep_daily is not None else current.keep_daily,
+            )
             snapshots.set_policy(svc, args.name, current)
     finally:
         svc.close()
     if args.json:
         print_json({"vm": args.name, **current.to_json()})
     else:
-        print(f"{args.name}: keep the last {current.keep_last}, and the newest of each of the last "
-              f"{current.keep_daily} day(s)")
+        print(
+            f"{args.name}: keep the last {current.keep_last}, and the newest of each of the last "
+            f"{current.keep_daily} day(s)"
+        )
     return 0
 
 
@@ -244,8 +276,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
         names = args.names or sorted(known)
         missing = [n for n in names if n not in known]
         if missing:
-            raise ValidationError(f"no retention policy for {', '.join(missing)}", field="names",
-                                  hint="set one with `vmconsole snapshot policy VM --keep-last N --keep-daily D`")
+            raise ValidationError(
+                f"no retention policy for {', '.join(missing)}",
+                field="names",
+                hint="set one with `vmconsole snapshot policy VM --keep-last N --keep-daily D`",
+            )
         plans = [snapshots.prune_plan(svc, name, known[name]) for name in names]
         return _run_purge(args, svc, plans)
     finally:
@@ -261,8 +296,13 @@ def cmd_bulk(args: argparse.Namespace) -> int:
         if not names:
             raise ValidationError("name VMs or give a --filter that matches some", field="names")
         task = snapshots.plan_bulk_snapshot(svc, names, args.snapshot)
-        code = common.execute(args, svc, task, confirm_with=str(len(task.args["vms"])),
-                              warning=f"Snapshot {len(task.args['vms'])} VM(s): {', '.join(task.args['vms'])}.")
+        code = common.execute(
+            args,
+            svc,
+            task,
+            confirm_with=str(len(task.args["vms"])),
+            warning=f"Snapshot {len(task.args['vms'])} VM(s): {', '.join(task.args['vms'])}.",
+        )
         return code
     finally:
         svc.close()

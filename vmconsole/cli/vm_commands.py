@@ -13,14 +13,17 @@ from vmconsole.cli.render import vm_detail, vm_table
 from vmconsole.core import vms
 from vmconsole.core.errors import ValidationError
 
-Sub = argparse._SubParsersAction  # type: ignore[type-arg]
-
 
 class KeyValues(argparse.Action):
     """``key=value`` pairs: repeatable, later keys win, an item without '=' is a usage error."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         current = dict(getattr(namespace, self.dest) or {})
         for item in values:
             key, sep, value = item.partition("=")
@@ -42,13 +45,22 @@ def _read_text(path: str, field: str) -> str:
 def _shared_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disable", action="store_true", help="do not add it to Pacemaker (status Disabled)")
     parser.add_argument("--nostart", action="store_true", help="enable it with target-role Stopped")
-    parser.add_argument("--force", action="store_true",
-                        help="replace an existing VM (the old one stays until the new one is fully built)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing VM (the old one stays until the new one is fully built)",
+    )
     parser.add_argument("--metadata", nargs="+", action=KeyValues, metavar="KEY=VALUE", help="user metadata")
     parser.add_argument("--pinned-host", help="run only on this node")
     parser.add_argument("--preferred-host", help="prefer this node")
-    parser.add_argument("--enable-live-migration", dest="live_migration", action="store_const", const=True,
-                        default=None, help="allow live migration")
+    parser.add_argument(
+        "--enable-live-migration",
+        dest="live_migration",
+        action="store_const",
+        const=True,
+        default=None,
+        help="allow live migration",
+    )
     parser.add_argument("--disable-live-migration", dest="live_migration", action="store_const", const=False)
     parser.add_argument("--migration-user", help="user for live migration (default root)")
     parser.add_argument("--stop-timeout", help="seconds (default 30)")
@@ -56,24 +68,40 @@ def _shared_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--migration-downtime", help="milliseconds (default 0)")
     parser.add_argument("--priority", help="Pacemaker priority (default 0)")
     for name in ("meta", "params", "utilization"):
-        parser.add_argument(f"--pacemaker-{name}", nargs="+", action=KeyValues, metavar="KEY=VALUE",
-                            help=f"extra Pacemaker {name}")
-    parser.add_argument("--add-crm-config-cmd", dest="crm_config_cmd", action="append", default=[],
-                        metavar="CMD", help="extra `crm configure` command (needs crmsh)")
+        parser.add_argument(
+            f"--pacemaker-{name}", nargs="+", action=KeyValues, metavar="KEY=VALUE", help=f"extra Pacemaker {name}"
+        )
+    parser.add_argument(
+        "--add-crm-config-cmd",
+        dest="crm_config_cmd",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help="extra `crm configure` command (needs crmsh)",
+    )
 
 
 def _options(args: argparse.Namespace) -> vms.VmOptions:
     return vms.VmOptions(
-        pinned_host=args.pinned_host, preferred_host=args.preferred_host, live_migration=args.live_migration,
-        migration_user=args.migration_user, stop_timeout=args.stop_timeout,
-        migrate_to_timeout=args.migrate_to_timeout, migration_downtime=args.migration_downtime,
-        priority=args.priority, pacemaker_meta=args.pacemaker_meta, pacemaker_params=args.pacemaker_params,
-        pacemaker_utilization=args.pacemaker_utilization, crm_config_cmd=args.crm_config_cmd,
-        metadata=args.metadata, enable=not args.disable, start=not args.nostart,
+        pinned_host=args.pinned_host,
+        preferred_host=args.preferred_host,
+        live_migration=args.live_migration,
+        migration_user=args.migration_user,
+        stop_timeout=args.stop_timeout,
+        migrate_to_timeout=args.migrate_to_timeout,
+        migration_downtime=args.migration_downtime,
+        priority=args.priority,
+        pacemaker_meta=args.pacemaker_meta,
+        pacemaker_params=args.pacemaker_params,
+        pacemaker_utilization=args.pacemaker_utilization,
+        crm_config_cmd=args.crm_config_cmd,
+        metadata=args.metadata,
+        enable=not args.disable,
+        start=not args.nostart,
     )
 
 
-def add_parsers(subparsers: Sub) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     vm = subparsers.add_parser("vm", help="VM lifecycle: list, status, create, clone, remove...")
     verbs = vm.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -90,8 +118,15 @@ def add_parsers(subparsers: Sub) -> None:
     p.add_argument("name")
     p.add_argument("--image", "-i", required=True, help="system disk image (qcow2 or raw)")
     p.add_argument("--xml", required=True, help="libvirt domain XML without the VM's disks")
-    p.add_argument("--data-disk", "--additional-disk", dest="data_disks", action="append", default=[],
-                   metavar="PATH", help="additional disk image, repeatable (data_<vm>_<i>)")
+    p.add_argument(
+        "--data-disk",
+        "--additional-disk",
+        dest="data_disks",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="additional disk image, repeatable (data_<vm>_<i>)",
+    )
     p.add_argument("--disk-bus", default="virtio", help="virtio (default), sata, scsi, ide, usb")
     p.add_argument("--uuid", help="fixed UUID (default: the XML's, else a new one)")
     _shared_options(p)
@@ -114,12 +149,14 @@ def add_parsers(subparsers: Sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate and print the plan, change nothing")
     p.set_defaults(handler=cmd_clone)
 
-    for verb, text in (("enable", "add the VM to Pacemaker (and start it unless --nostart)"),
-                       ("disable", "stop the VM and remove it from Pacemaker (its disks stay)"),
-                       ("start", "start an enabled VM and wait for it"),
-                       ("stop", "stop a VM and wait until it is stopped"),
-                       ("cleanup", "clear the VM's Pacemaker failures (fail count reset)"),
-                       ("flatten", "make a linked clone independent of its source")):
+    for verb, text in (
+        ("enable", "add the VM to Pacemaker (and start it unless --nostart)"),
+        ("disable", "stop the VM and remove it from Pacemaker (its disks stay)"),
+        ("start", "start an enabled VM and wait for it"),
+        ("stop", "stop a VM and wait until it is stopped"),
+        ("cleanup", "clear the VM's Pacemaker failures (fail count reset)"),
+        ("flatten", "make a linked clone independent of its source"),
+    ):
         p = verbs.add_parser(verb, help=text)
         p.add_argument("name")
         if verb == "enable":
@@ -138,6 +175,53 @@ def add_parsers(subparsers: Sub) -> None:
     common.add_json(p)
     common.add_destructive(p)
     p.set_defaults(handler=cmd_remove)
+
+    p = verbs.add_parser("update", help="change XML, settings or metadata in place (same name and UUID)")
+    p.add_argument("name")
+    p.add_argument("--xml", help="new libvirt XML (without disks)")
+    p.add_argument("--remove-metadata", nargs="+", default=[], metavar="KEY")
+    _shared_options(p)
+    common.add_json(p)
+    common.add_destructive(p)
+    p.set_defaults(handler=cmd_update)
+
+    for verb in ("move", "migrate"):
+        p = verbs.add_parser(verb, help="move a running VM to another node (live when it allows live migration)")
+        p.add_argument("name")
+        p.add_argument("node")
+        common.add_json(p)
+        p.add_argument("--dry-run", action="store_true")
+        p.set_defaults(handler=cmd_move)
+
+    p = verbs.add_parser("diagnose", help="why a VM failed: failures, operation history, QEMU log, libvirt state")
+    p.add_argument("name")
+    common.add_json(p)
+    p.set_defaults(handler=cmd_diagnose)
+
+    p = verbs.add_parser("import", help="add-to-cluster: make a VM of this host's libvirt a cluster VM")
+    p.add_argument("name", help="the libvirt domain")
+    p.add_argument("--new-name", help="the cluster VM's name (default: the domain's)")
+    p.add_argument("--disk-bus", default="virtio")
+    _shared_options(p)
+    common.add_json(p)
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(handler=cmd_import)
+
+    p = verbs.add_parser("console", help="the VM's serial console, on whichever node runs it")
+    p.add_argument("name")
+    p.set_defaults(handler=cmd_console)
+
+    node = subparsers.add_parser("node", help="cluster nodes: list, standby (drain), online")
+    nverbs = node.add_subparsers(dest="verb", required=True, metavar="VERB")
+    p = nverbs.add_parser("list", help="nodes with their status and VMs")
+    common.add_json(p)
+    p.set_defaults(handler=cmd_node_list)
+    for verb in ("standby", "online"):
+        p = nverbs.add_parser(verb, help="drain a node for maintenance" if verb == "standby" else "bring it back")
+        p.add_argument("node")
+        common.add_json(p)
+        common.add_destructive(p) if verb == "standby" else p.add_argument("--dry-run", action="store_true")
+        p.set_defaults(handler=cmd_node, standby=verb == "standby")
 
     md = subparsers.add_parser("metadata", help="a VM's user metadata")
     mverbs = md.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -247,8 +331,14 @@ def cmd_create(args: argparse.Namespace) -> int:
     svc = common.services(args)
     try:
         spec = vms.CreateSpec(
-            name=args.name, image=args.image, xml=_read_text(args.xml, "xml"), data_disks=args.data_disks,
-            disk_bus=args.disk_bus, uuid=args.uuid, force=args.force, options=_options(args),
+            name=args.name,
+            image=args.image,
+            xml=_read_text(args.xml, "xml"),
+            data_disks=args.data_disks,
+            disk_bus=args.disk_bus,
+            uuid=args.uuid,
+            force=args.force,
+            options=_options(args),
         )
         return common.execute(args, svc, vms.plan_create(svc, spec))
     finally:
@@ -259,10 +349,17 @@ def cmd_clone(args: argparse.Namespace) -> int:
     svc = common.services(args)
     try:
         spec = vms.CloneSpec(
-            source=args.source, name=args.name, xml=_read_text(args.xml, "xml") if args.xml else None,
-            linked=args.linked, snapshot=args.snapshot, force=args.force, clear_constraint=args.clear_constraint,
-            clear_pacemaker_meta=args.clear_pacemaker_meta, clear_pacemaker_params=args.clear_pacemaker_params,
-            clear_pacemaker_utilization=args.clear_pacemaker_utilization, options=_options(args),
+            source=args.source,
+            name=args.name,
+            xml=_read_text(args.xml, "xml") if args.xml else None,
+            linked=args.linked,
+            snapshot=args.snapshot,
+            force=args.force,
+            clear_constraint=args.clear_constraint,
+            clear_pacemaker_meta=args.clear_pacemaker_meta,
+            clear_pacemaker_params=args.clear_pacemaker_params,
+            clear_pacemaker_utilization=args.clear_pacemaker_utilization,
+            options=_options(args),
         )
         return common.execute(args, svc, vms.plan_clone(svc, spec))
     finally:
@@ -277,8 +374,13 @@ def cmd_simple(args: argparse.Namespace) -> int:
             task = vms.plan_enable(svc, args.name, start=not args.nostart)
         elif verb == "disable":
             task = vms.plan_disable(svc, args.name)
-            return common.execute(args, svc, task, confirm_with=args.name,
-                                  warning=f"{args.name} will be stopped and removed from Pacemaker.")
+            return common.execute(
+                args,
+                svc,
+                task,
+                confirm_with=args.name,
+                warning=f"{args.name} will be stopped and removed from Pacemaker.",
+            )
         elif verb == "start":
             task = vms.plan_start(svc, args.name)
         elif verb == "stop":
@@ -297,8 +399,176 @@ def cmd_remove(args: argparse.Namespace) -> int:
     try:
         task = vms.plan_remove(svc, args.name)
         images = ", ".join(task.args.get("images", []))
-        return common.execute(args, svc, task, confirm_with=args.name,
-                              warning=f"{args.name} will be DELETED with its disks ({images}) and all snapshots.")
+        return common.execute(
+            args,
+            svc,
+            task,
+            confirm_with=args.name,
+            warning=f"{args.name} will be DELETED with its disks ({images}) and all snapshots.",
+        )
+    finally:
+        svc.close()
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from vmconsole.core.operations import plan_update, update_plan
+
+    svc = common.services(args)
+    try:
+        plan = update_plan(
+            svc,
+            args.name,
+            xml=_read_text(args.xml, "xml") if args.xml else None,
+            options=_options(args),
+            remove_metadata=tuple(args.remove_metadata),
+        )
+        if args.json and args.dry_run:
+            print_json(
+                {
+                    "dry_run": True,
+                    "changes": sorted(plan.metadata_changes),
+                    "xml_diff": plan.xml_diff,
+                    "restart": plan.restart,
+                    "summary": plan.summary(),
+                }
+            )
+            return 0
+        if not args.json:
+            print("\n".join(safe(line) for line in plan.summary()))
+        if not plan.changed:
+            return 0
+        return common.execute(
+            args,
+            svc,
+            plan_update(svc, plan),
+            confirm_with=args.name if plan.restart else None,
+            warning=f"{args.name} will be restarted.",
+        )
+    finally:
+        svc.close()
+
+
+def cmd_move(args: argparse.Namespace) -> int:
+    from vmconsole.core.operations import plan_move
+
+    svc = common.services(args)
+    try:
+        return common.execute(args, svc, plan_move(svc, args.name, args.node))
+    finally:
+        svc.close()
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from vmconsole.core.operations import diagnose
+
+    svc = common.services(args)
+    try:
+        report = diagnose(svc, args.name)
+    finally:
+        svc.close()
+    if args.json:
+        print_json(report)
+        return 0
+    print(
+        f"{safe(report['vm'])}: {report['status']} on {safe(report['node'] or '-')}, fail-count {report['fail_count']}"
+        f"{', BLOCKED' if report['blocked'] else ''}{'' if report['managed'] else ', unmanaged'}"
+    )
+    print("failures:" if report["failures"] else "failures: none")
+    for f in report["failures"]:
+        print(
+            f"  {f['when']}  {f['operation']} on {safe(f['node'])}: {safe(f['reason'] or f['status'])} (rc={f['rc']})"
+        )
+    print("operations:")
+    for op in report["operations"][-15:]:
+        print(
+            f"  {op.get('last-rc-change', '?')}  {op.get('task', '?'):<10} rc={op.get('rc', '?')} "
+            f"({safe(op.get('rc_text', ''))}) on {safe(op.get('node', ''))} {op.get('exec-time', '')}"
+        )
+    print(f"libvirt on {safe(report.get('libvirt_host', '?'))}: {report.get('libvirt_state') or 'not defined'}")
+    print("QEMU log (tail):")
+    for line in report.get("qemu_log", []):
+        print(f"  {safe(line)}")
+    for problem in report["problems"]:
+        print(f"problem: {safe(problem)}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from vmconsole.core.operations import plan_import
+
+    svc = common.services(args)
+    try:
+        return common.execute(
+            args,
+            svc,
+            plan_import(svc, args.name, new_name=args.new_name, options=_options(args), disk_bus=args.disk_bus),
+        )
+    finally:
+        svc.close()
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from vmconsole.core.operations import console_argv
+
+    svc = common.services(args)
+    try:
+        argv = console_argv(svc, args.name)
+    finally:
+        svc.close()
+    print(f"connecting: {' '.join(argv)} (Ctrl+] to leave)", file=sys.stderr)
+    return subprocess.call(argv)
+
+
+def cmd_node_list(args: argparse.Namespace) -> int:
+    svc = common.services(args)
+    try:
+        state = svc.state()
+    finally:
+        svc.close()
+    hosting: dict[str, list[str]] = {}
+    for vm in state.vms:
+        if vm.node:
+            hosting.setdefault(vm.node, []).append(vm.name)
+    if args.json:
+        print_json(
+            [
+                {
+                    "name": n.name,
+                    "status": n.status.value,
+                    "dc": n.is_dc,
+                    "kind": n.kind,
+                    "vms": hosting.get(n.name, []),
+                }
+                for n in state.nodes
+            ]
+        )
+        return 0
+    for n in state.nodes:
+        print(
+            f"{safe(n.name):<16} {n.status.value:<12} {'DC ' if n.is_dc else '   '}{n.kind:<7} "
+            f"{', '.join(hosting.get(n.name, [])) or '-'}"
+        )
+    print(f"quorum: {state.quorum}, ceph: {state.ceph.status if state.ceph else 'unknown'}")
+    return 0
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    from vmconsole.core.operations import plan_node_standby
+
+    svc = common.services(args)
+    try:
+        task = plan_node_standby(svc, args.node, args.standby)
+        if args.standby:
+            return common.execute(
+                args,
+                svc,
+                task,
+                confirm_with=args.node,
+                warning=f"Every VM on {args.node} will be moved away (or stopped).",
+            )
+        return common.execute(args, svc, task)
     finally:
         svc.close()
 
@@ -357,8 +627,14 @@ def cmd_colocate(args: argparse.Namespace) -> int:
 def cmd_remote_add(args: argparse.Namespace) -> int:
     svc = common.services(args)
     try:
-        task = vms.plan_remote(svc, args.name, remote_name=args.remote_name, address=args.remote_address,
-                               port=args.remote_port, timeout=args.remote_timeout)
+        task = vms.plan_remote(
+            svc,
+            args.name,
+            remote_name=args.remote_name,
+            address=args.remote_address,
+            port=args.remote_port,
+            timeout=args.remote_timeout,
+        )
         return common.execute(args, svc, task)
     finally:
         svc.close()
@@ -380,14 +656,16 @@ def cmd_history(args: argparse.Namespace) -> int:
         svc.close()
     if args.vm:
         records = [r for r in records if r.get("vm") == args.vm]
-    records = records[-args.limit:]
+    records = records[-args.limit :]
     if args.json:
         print_json(records)
     else:
         for r in records:
-            print(f"{r.get('finished', '?')}  {safe(r.get('who', '?')):<16} {r.get('operation', '?'):<14} "
-                  f"{safe(r.get('vm') or '-'):<12} {r.get('result', '?'):<9} {r.get('seconds', 0):>7.1f}s  "
-                  f"{safe(r.get('message', ''))}")
+            print(
+                f"{r.get('finished', '?')}  {safe(r.get('who', '?')):<16} {r.get('operation', '?'):<14} "
+                f"{safe(r.get('vm') or '-'):<12} {r.get('result', '?'):<9} {r.get('seconds', 0):>7.1f}s  "
+                f"{safe(r.get('message', ''))}"
+            )
     return 0
 
 
@@ -405,8 +683,10 @@ def cmd_lock(args: argparse.Namespace) -> int:
             else:
                 holder = status["holder"] or {}
                 alive = {True: "alive", False: "dead", None: "unknown"}[status["holder_alive"]]
-                print(f"{args.name} is locked by {safe(holder.get('holder', '?'))} ({holder.get('operation', '?')}, "
-                      f"pid {holder.get('pid', '?')}, {alive}) since {holder.get('since', '?')}")
+                print(
+                    f"{args.name} is locked by {safe(holder.get('holder', '?'))} ({holder.get('operation', '?')}, "
+                    f"pid {holder.get('pid', '?')}, {alive}) since {holder.get('since', '?')}"
+                )
             return 0
         broken = break_lock(svc, args.name, force=args.force)
         if args.json:
@@ -431,9 +711,11 @@ def cmd_recover(args: argparse.Namespace) -> int:
                 print("no incomplete task")
             else:
                 for e in entries:
-                    print(f"{e['task']}  {e['operation']:<10} {safe(e.get('vm') or '-'):<12} {e['state']:<15} "
-                          f"by {safe(e.get('holder'))} (pid {e.get('pid')}{', alive' if e.get('alive') else ''}) "
-                          f"since {e.get('started')}; done: {', '.join(e.get('done', [])) or 'nothing'}")
+                    print(
+                        f"{e['task']}  {e['operation']:<10} {safe(e.get('vm') or '-'):<12} {e['state']:<15} "
+                        f"by {safe(e.get('holder'))} (pid {e.get('pid')}{', alive' if e.get('alive') else ''}) "
+                        f"since {e.get('started')}; done: {', '.join(e.get('done', [])) or 'nothing'}"
+                    )
             return 0
         if args.forget:
             forget(svc, args.task)

@@ -183,9 +183,7 @@ def check_base_xml(text: str | bytes) -> etree._Element:
         )
     devices = root.findall("devices")
     if not devices:
-        raise ValidationError(
-            "the domain XML has no <devices> element; add one (it may be empty)", field=_XML_FIELD
-        )
+        raise ValidationError("the domain XML has no <devices> element; add one (it may be empty)", field=_XML_FIELD)
     if len(devices) > 1:
         raise ValidationError(
             f"the domain XML has {len(devices)} <devices> elements; merge them into one", field=_XML_FIELD
@@ -381,9 +379,7 @@ def canonical_xml(xml_text: str | bytes) -> str:
     return _serialize(_canonical_root(xml_text))
 
 
-def xml_diff(
-    old: str | bytes, new: str | bytes, *, old_label: str = "current", new_label: str = "new"
-) -> list[str]:
+def xml_diff(old: str | bytes, new: str | bytes, *, old_label: str = "current", new_label: str = "new") -> list[str]:
     """Unified diff lines (no trailing newlines) between the canonical forms; [] when equivalent."""
     old_lines = canonical_xml(old).splitlines()
     new_lines = canonical_xml(new).splitlines()

@@ -108,9 +108,7 @@ class Snapshot:
     disks: tuple[str, ...]  # images that hold it
     protected: bool = False
     missing_on: tuple[str, ...] = ()  # disks of the VM that lack it (a partial set)
-    metadata: Mapping[str, str] = field(
-        default_factory=_empty
-    )  # the VM configuration recorded with it, if any
+    metadata: Mapping[str, str] = field(default_factory=_empty)  # the VM configuration recorded with it, if any
 
 
 @dataclass(frozen=True)
@@ -129,9 +127,7 @@ class VmState:
     resource: ResourceState | None = None
     disks: tuple[Disk, ...] = ()
     snapshots: tuple[Snapshot, ...] = ()
-    metadata: Mapping[str, str] = field(
-        default_factory=_empty
-    )  # user keys (no leading underscore, not reserved)
+    metadata: Mapping[str, str] = field(default_factory=_empty)  # user keys (no leading underscore, not reserved)
     settings: Mapping[str, Any] = field(default_factory=_empty)  # the decoded internal ``_`` keys
     problems: tuple[str, ...] = ()  # what could not be read about this VM
 

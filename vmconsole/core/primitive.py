@@ -166,17 +166,13 @@ class PrimitiveConfig:
     @property
     def pinned_host(self) -> str | None:
         """The node of vm_manager's ``pin-<vm>-on<node>`` constraint, if any."""
-        pin = next(
-            (c for c in self.locations if c.constraint_id.startswith(f"pin-{self.resource_id}-on")), None
-        )
+        pin = next((c for c in self.locations if c.constraint_id.startswith(f"pin-{self.resource_id}-on")), None)
         return pin.node if pin else None
 
     @property
     def preferred_host(self) -> str | None:
         """The node of the ``cli-prefer-<vm>`` constraint (crm_resource --move), if any."""
-        prefer = next(
-            (c for c in self.locations if c.constraint_id == f"cli-prefer-{self.resource_id}"), None
-        )
+        prefer = next((c for c in self.locations if c.constraint_id == f"cli-prefer-{self.resource_id}"), None)
         return prefer.node if prefer else None
 
 
@@ -254,9 +250,7 @@ class PrimitiveSpec:
         if not self.xml_dir.startswith("/"):
             raise ValidationError("must be an absolute directory", field="xml_dir")
         _check_pattern(self.stop_timeout, "stop_timeout", _INTERVAL_RE, "a duration such as 30, 30s or 2min")
-        _check_pattern(
-            self.migrate_to_timeout, "migrate_to_timeout", _INTERVAL_RE, "a duration such as 120 or 2min"
-        )
+        _check_pattern(self.migrate_to_timeout, "migrate_to_timeout", _INTERVAL_RE, "a duration such as 120 or 2min")
         _check_pattern(self.migration_downtime, "migration_downtime", _DIGITS_RE, "milliseconds (digits)")
         _check_pattern(self.migration_user, "migration_user", _USER_RE, "a user name")
         _check_bool(self.live_migration, "live_migration")
@@ -304,9 +298,7 @@ class PrimitiveSpec:
             raise ValidationError("give a tuple of node names", field="banned_hosts")
         for host in self.banned_hosts:
             _check_pattern(host, "banned_hosts", _NODE_RE, "a node name")
-        if not isinstance(self.colocations, tuple) or not all(
-            isinstance(c, ColocationSpec) for c in self.colocations
-        ):
+        if not isinstance(self.colocations, tuple) or not all(isinstance(c, ColocationSpec) for c in self.colocations):
             raise ValidationError("give a tuple of ColocationSpec", field="colocations")
 
     @property
@@ -350,9 +342,7 @@ def _check_pattern(value: Any, field_name: str, pattern: re.Pattern[str], what: 
 def _check_bool(value: Any, field_name: str) -> None:
     # bool only: the string "false" is truthy and would silently enable live migration.
     if not isinstance(value, bool):
-        raise ValidationError(
-            f"expected true or false, got {type(value).__name__} {value!r}", field=field_name
-        )
+        raise ValidationError(f"expected true or false, got {type(value).__name__} {value!r}", field=field_name)
 
 
 def _check_xml_id(value: Any, field_name: str) -> None:
@@ -441,15 +431,11 @@ def build_primitive(spec: PrimitiveSpec) -> etree._Element:
     primitive.set("class", "ocf")
     primitive.set("provider", "seapath")
     primitive.set("type", "VirtualDomain")
-    primitive.append(
-        _nvpair_block("instance_attributes", f"{vm}-instance_attributes", primitive_params(spec))
-    )
+    primitive.append(_nvpair_block("instance_attributes", f"{vm}-instance_attributes", primitive_params(spec)))
     primitive.append(_nvpair_block("meta_attributes", f"{vm}-meta_attributes", primitive_meta(spec)))
     operations = etree.SubElement(primitive, "operations")
     for name, interval, timeout in primitive_operations(spec):
-        etree.SubElement(
-            operations, "op", id=f"{vm}-{name}-{interval}", name=name, interval=interval, timeout=timeout
-        )
+        etree.SubElement(operations, "op", id=f"{vm}-{name}-{interval}", name=name, interval=interval, timeout=timeout)
     if spec.utilization:
         primitive.append(_nvpair_block("utilization", f"{vm}-utilization", spec.utilization))
     return primitive
@@ -470,9 +456,7 @@ def build_prefer_location(vm: str, node: str) -> etree._Element:
     """``cli-prefer-<vm>``, exactly as ``crm_resource --move`` (vm_manager's preferred host) makes it."""
     _check_xml_id(vm, "name")
     _check_pattern(node, "preferred_host", _NODE_RE, "a node name")
-    return etree.Element(
-        "rsc_location", id=f"cli-prefer-{vm}", rsc=vm, role="Started", node=node, score="INFINITY"
-    )
+    return etree.Element("rsc_location", id=f"cli-prefer-{vm}", rsc=vm, role="Started", node=node, score="INFINITY")
 
 
 def build_ban_location(vm: str, node: str) -> etree._Element:

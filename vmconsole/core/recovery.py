@@ -77,8 +77,14 @@ def undo_task(services: Services, task_id: str) -> dict[str, Any]:
 
     from vmconsole.core.tasks import Step
 
-    task = Task(f"recover-{entry.get('operation')}", vm, {"task": task_id}, [Step("undo the completed steps", undo)],
-                locks=locks, description=f"undo incomplete task {task_id}")
+    task = Task(
+        f"recover-{entry.get('operation')}",
+        vm,
+        {"task": task_id},
+        [Step("undo the completed steps", undo)],
+        locks=locks,
+        description=f"undo incomplete task {task_id}",
+    )
     runner.run(task)
     runner.journal_remove(task_id)
     message = f"task {task_id} undone: " + ("; ".join(actions) if actions else "it had changed nothing")
@@ -89,8 +95,13 @@ def lock_status(services: Services, vm: str) -> dict[str, Any]:
     runner = services.runner()
     holder = runner.lock_holder(vm)
     lockers = services.rbd.lock_lockers(naming.lock_object(vm), "vmconsole")
-    return {"vm": vm, "locked": bool(lockers), "holder": holder, "lockers": lockers,
-            "holder_alive": _alive(holder) if holder else None}
+    return {
+        "vm": vm,
+        "locked": bool(lockers),
+        "holder": holder,
+        "lockers": lockers,
+        "holder_alive": _alive(holder) if holder else None,
+    }
 
 
 def break_lock(services: Services, vm: str, *, force: bool = False) -> list[str]:
@@ -102,12 +113,17 @@ def break_lock(services: Services, vm: str, *, force: bool = False) -> list[str]
         raise ConflictError(f"{vm} is not locked")
     holder = status["holder"] or {}
     if status["holder_alive"]:
-        raise ConflictError(f"{vm} is locked by a live process: {holder.get('holder')} pid {holder.get('pid')} "
-                            f"({holder.get('operation')})")
+        raise ConflictError(
+            f"{vm} is locked by a live process: {holder.get('holder')} pid {holder.get('pid')} "
+            f"({holder.get('operation')})"
+        )
     on_this_host = str(holder.get("holder", "")).endswith(f"@{SAME_HOST}")
     if not on_this_host and not force:
-        raise ConflictError(f"{vm} is locked from another host ({holder.get('holder', 'unknown')}): vmconsole "
-                            "cannot see whether that process is alive", hint="check there, then use --force")
+        raise ConflictError(
+            f"{vm} is locked from another host ({holder.get('holder', 'unknown')}): vmconsole "
+            "cannot see whether that process is alive",
+            hint="check there, then use --force",
+        )
     return services.runner().break_lock(vm)
 
 

@@ -74,8 +74,9 @@ class Services:
         pcmk = read_pacemaker(self.pacemaker)
         state = build_vm(name, ceph, pcmk)
         if state.status is VmStatus.UNDEFINED and not state.enabled:
-            raise NotFoundError(f"no VM named {name!r} (no RBD group {name!r} in pool {self.config.ceph.pool!r})",
-                                field="name")
+            raise NotFoundError(
+                f"no VM named {name!r} (no RBD group {name!r} in pool {self.config.ceph.pool!r})", field="name"
+            )
         return state
 
     def vm_exists(self, name: str) -> bool:
@@ -89,8 +90,9 @@ class Services:
         from vmconsole.core.status import derive_status_and_node
 
         primitive = pcmk.primitives.get(name)
-        return derive_status_and_node(True, primitive if primitive and primitive.is_vm else None,
-                                      pcmk.status.resource(name))
+        return derive_status_and_node(
+            True, primitive if primitive and primitive.is_vm else None, pcmk.status.resource(name)
+        )
 
     # ------------------------------------------------------------------ waiting on real state
     def wait_status(
@@ -113,11 +115,15 @@ class Services:
             if status in fail_on:
                 vm = build_vm(name, None, read_pacemaker(self.pacemaker))
                 reason = vm.last_failure.summary() if vm.last_failure else "no failure recorded"
-                raise OperationFailed(f"{name} is {status.value}: {reason}",
-                                      hint=f"`vmconsole vm diagnose {name}` shows the details")
+                raise OperationFailed(
+                    f"{name} is {status.value}: {reason}", hint=f"`vmconsole vm diagnose {name}` shows the details"
+                )
             if time.monotonic() > deadline:
-                raise BackendTimeout("pacemaker", f"{name} still {status.value} after {timeout:g} s "
-                                     f"(waiting for {' or '.join(sorted(s.value for s in wanted))})")
+                raise BackendTimeout(
+                    "pacemaker",
+                    f"{name} still {status.value} after {timeout:g} s "
+                    f"(waiting for {' or '.join(sorted(s.value for s in wanted))})",
+                )
             if tick:
                 tick()
             time.sleep(POLL)
@@ -134,8 +140,11 @@ class Services:
             if not watchers:
                 return
             if time.monotonic() > deadline:
-                raise BackendTimeout("ceph", f"{image} is still open by {', '.join(watchers)} after {timeout:g} s",
-                                     hint="the VM's QEMU is still running somewhere")
+                raise BackendTimeout(
+                    "ceph",
+                    f"{image} is still open by {', '.join(watchers)} after {timeout:g} s",
+                    hint="the VM's QEMU is still running somewhere",
+                )
             if tick:
                 tick()
             time.sleep(POLL)

@@ -132,8 +132,14 @@ class VmSettings:
 
     def managed_keys(self) -> set[str]:
         """Every internal key this class owns (to remove the ones an update unsets)."""
-        return {"_live_migration", "_crm_config_cmd", "_additional_disks", COLOCATIONS_KEY,
-                *_STRING_KEYS, *_JSON_MAP_KEYS}
+        return {
+            "_live_migration",
+            "_crm_config_cmd",
+            "_additional_disks",
+            COLOCATIONS_KEY,
+            *_STRING_KEYS,
+            *_JSON_MAP_KEYS,
+        }
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {}

@@ -91,29 +91,44 @@ def _freeze(services: Services, state: VmState, ctx: StepContext) -> Any:
         return None
 
 
-def plan_snapshot_create(services: Services, vm: str, name: str | None = None, *, freeze: bool = True,
-                         safety_of: str | None = None) -> Task:
+def plan_snapshot_create(
+    services: Services, vm: str, name: str | None = None, *, freeze: bool = True, safety_of: str | None = None
+) -> Task:
     state = _vm(services, vm)
     snap = validate.snapshot_name(name) if name is not None else validate.default_snapshot_name()
     if any(s.name == snap for s in state.snapshots):
         raise ConflictError(f"{vm} already has a snapshot named {snap!r}", field="snapshot")
     if not state.disks:
         raise ConflictError(f"{vm} has no disk to snapshot")
-    return Task("snapshot-create", vm, {"snapshot": snap, "freeze": freeze},
-                _create_steps(services, state, snap, freeze=freeze, safety_of=safety_of),
-                description=f"snapshot {vm} as {snap}")
+    return Task(
+        "snapshot-create",
+        vm,
+        {"snapshot": snap, "freeze": freeze},
+        _create_steps(services, state, snap, freeze=freeze, safety_of=safety_of),
+        description=f"snapshot {vm} as {snap}",
+    )
 
 
-def _create_steps(services: Services, state: VmState, snap: str, *, freeze: bool,
-                  safety_of: str | None = None) -> list[Step]:
+def _create_steps(
+    services: Services, state: VmState, snap: str, *, freeze: bool, safety_of: str | None = None
+) -> list[Step]:
     vm = state.name
 
     def record(ctx: StepContext) -> None:
         metadata = services.rbd.metadata(naming.system_image(vm))
-        _write_record(services, vm, snap, {
-            "created": now_iso(), "by": who(), "config": _config_of(metadata), "protected": False,
-            "status": state.status.value, "safety_of": safety_of,
-        })
+        _write_record(
+            services,
+            vm,
+            snap,
+            {
+                "created": now_iso(),
+                "by": who(),
+                "config": _config_of(metadata),
+                "protected": False,
+                "status": state.status.value,
+                "safety_of": safety_of,
+            },
+        )
 
     def unrecord(ctx: StepContext) -> None:
         _remove_record(services, vm, snap)
@@ -132,8 +147,10 @@ def _create_steps(services: Services, state: VmState, snap: str, *, freeze: bool
         if snap in services.rbd.group_snapshots(vm):
             services.rbd.group_snap_remove(vm, snap)
 
-    return [Step("record the VM's configuration with the snapshot", record, unrecord, weight=0.2),
-            Step(f"snapshot every disk of {vm} at once (RBD group snapshot)", take, untake)]
+    return [
+        Step("record the VM's configuration with the snapshot", record, unrecord, weight=0.2),
+        Step(f"snapshot every disk of {vm} at once (RBD group snapshot)", take, untake),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- remove / protect
@@ -161,19 +178,28 @@ def plan_snapshot_remove(services: Services, vm: str, name: str) -> Task:
     state = _vm(services, vm)
     snap = _snapshot(state, name)
     if snap.protected:
-        raise ConflictError(f"snapshot {name!r} of {vm} is protected", hint=f"unprotect it first: "
-                            f"`vmconsole snapshot unprotect {vm} {name}`")
+        raise ConflictError(
+            f"snapshot {name!r} of {vm} is protected",
+            hint=f"unprotect it first: `vmconsole snapshot unprotect {vm} {name}`",
+        )
     children = _children_of(services, state, snap)
     if children:
-        raise ConflictError(f"snapshot {name!r} of {vm} has linked clones: {', '.join(children)}",
-                            hint="flatten or remove the clones first")
+        raise ConflictError(
+            f"snapshot {name!r} of {vm} has linked clones: {', '.join(children)}",
+            hint="flatten or remove the clones first",
+        )
 
     def run(ctx: StepContext) -> None:
         _remove_snapshot(services, vm, snap)
         ctx.data["_summary"] = f"snapshot {name} of {vm} removed"
 
-    return Task("snapshot-remove", vm, {"snapshot": name}, [Step(f"remove snapshot {name}", run)],
-                description=f"remove snapshot {name} of {vm}")
+    return Task(
+        "snapshot-remove",
+        vm,
+        {"snapshot": name},
+        [Step(f"remove snapshot {name}", run)],
+        description=f"remove snapshot {name} of {vm}",
+    )
 
 
 def plan_snapshot_protect(services: Services, vm: str, name: str, protect: bool) -> Task:
@@ -198,8 +224,13 @@ def plan_snapshot_protect(services: Services, vm: str, name: str, protect: bool)
         ctx.data["_summary"] = f"snapshot {name} of {vm} {'protected' if protect else 'unprotected'}"
 
     verb = "protect" if protect else "unprotect"
-    return Task(f"snapshot-{verb}", vm, {"snapshot": name}, [Step(f"{verb} snapshot {name}", run)],
-                description=f"{verb} snapshot {name} of {vm}")
+    return Task(
+        f"snapshot-{verb}",
+        vm,
+        {"snapshot": name},
+        [Step(f"{verb} snapshot {name}", run)],
+        description=f"{verb} snapshot {name} of {vm}",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- list
@@ -264,13 +295,15 @@ def list_snapshots(services: Services, vm: str, *, with_written: bool = True) ->
     result = []
     for snap in state.snapshots:
         record = records.get(snap.name, {})
-        result.append(SnapshotInfo(
-            snapshot=snap,
-            age_seconds=(now - snap.created).total_seconds() if snap.created else None,
-            written_since=written_since(services, state, snap) if with_written else None,
-            safety=bool(record.get("safety_of")),
-            clones=tuple(_children_of(services, state, snap)),
-        ))
+        result.append(
+            SnapshotInfo(
+                snapshot=snap,
+                age_seconds=(now - snap.created).total_seconds() if snap.created else None,
+                written_since=written_since(services, state, snap) if with_written else None,
+                safety=bool(record.get("safety_of")),
+                clones=tuple(_children_of(services, state, snap)),
+            )
+        )
     return result
 
 
@@ -291,15 +324,20 @@ class RollbackPlan:
     warnings: tuple[str, ...] = ()
 
     def summary(self) -> list[str]:
-        lines = [f"VM {self.vm} ({self.status.value}{' on ' + self.node if self.node else ''})",
-                 f"roll back every disk to {self.snapshot.name} "
-                 f"({self.snapshot.created.isoformat() if self.snapshot.created else 'unknown time'})"]
+        lines = [
+            f"VM {self.vm} ({self.status.value}{' on ' + self.node if self.node else ''})",
+            f"roll back every disk to {self.snapshot.name} "
+            f"({self.snapshot.created.isoformat() if self.snapshot.created else 'unknown time'})",
+        ]
         if self.will_stop:
             lines.append(f"{self.vm} will be STOPPED during the rollback")
         if self.written_since is not None:
             lines.append(f"data written since the snapshot will be lost: at least {self.written_since} bytes")
-        lines.append("the configuration recorded with the snapshot is restored" if self.restores_config
-                     else "the configuration is kept (the snapshot has none recorded)")
+        lines.append(
+            "the configuration recorded with the snapshot is restored"
+            if self.restores_config
+            else "the configuration is kept (the snapshot has none recorded)"
+        )
         lines.append(f"it will be {'started again' if self.restart_after else 'left ' + self.status.value} after")
         if self.safety_snapshot:
             lines.append(f"a safety snapshot {self.safety_snapshot} is taken first (rollback --undo returns to it)")
@@ -314,8 +352,11 @@ def rollback_plan(services: Services, vm: str, name: str, *, safety: bool = True
     state = _vm(services, vm)
     snap = _snapshot(state, name)
     if snap.missing_on:
-        raise ConflictError(f"snapshot {name!r} is missing on {', '.join(snap.missing_on)}: rolling back only "
-                            "some disks would make them inconsistent", field="snapshot")
+        raise ConflictError(
+            f"snapshot {name!r} is missing on {', '.join(snap.missing_on)}: rolling back only "
+            "some disks would make them inconsistent",
+            field="snapshot",
+        )
     if state.status in (VmStatus.STARTING, VmStatus.STOPPING):
         raise ConflictError(f"{vm} is {state.status.value}: wait until it settles")
     written = written_since(services, state, snap)
@@ -329,11 +370,18 @@ def rollback_plan(services: Services, vm: str, name: str, *, safety: bool = True
     if snap.kind == "image":
         warnings.append("this snapshot was made per disk (vm_manager): its disks may not be mutually consistent")
     return RollbackPlan(
-        vm=vm, snapshot=snap, status=state.status, node=state.node, enabled=state.enabled,
-        will_stop=running, restart_after=state.status is VmStatus.STARTED, written_since=written,
+        vm=vm,
+        snapshot=snap,
+        status=state.status,
+        node=state.node,
+        enabled=state.enabled,
+        will_stop=running,
+        restart_after=state.status is VmStatus.STARTED,
+        written_since=written,
         expected_downtime=downtime,
         safety_snapshot=f"safety-{datetime.now(UTC):%Y%m%d-%H%M%S}" if safety else None,
-        restores_config=bool(snap.metadata.get("xml")), warnings=tuple(warnings),
+        restores_config=bool(snap.metadata.get("xml")),
+        warnings=tuple(warnings),
     )
 
 
@@ -378,17 +426,18 @@ def plan_rollback(services: Services, plan: RollbackPlan) -> Task:
                 state_text = f"disks {', '.join(snap.disks)} may be partly rolled back (the group rollback stopped)"
             else:
                 rest = [d for d in snap.disks if d not in done]
-                state_text = (f"rolled back: {', '.join(done) or 'none'}; NOT rolled back: {', '.join(rest)}")
+                state_text = f"rolled back: {', '.join(done) or 'none'}; NOT rolled back: {', '.join(rest)}"
             raise OperationFailed(
                 f"rollback of {vm} to {snap.name} failed: {exc.message}. {state_text}. {vm} is left disabled",
                 hint=f"when the cluster is healthy, finish with `vmconsole snapshot rollback {vm} {snap.name} "
-                "--no-safety`" + (f", or return with `vmconsole snapshot rollback {vm} --undo`"
-                                  if plan.safety_snapshot else ""),
+                "--no-safety`"
+                + (f", or return with `vmconsole snapshot rollback {vm} --undo`" if plan.safety_snapshot else ""),
             ) from exc
 
     steps.append(Step(f"roll back {len(snap.disks)} disk(s) to {snap.name}", rollback, None, weight=3))
 
     if plan.restores_config:
+
         def restore(ctx: StepContext) -> None:
             image = naming.system_image(vm)
             current = services.rbd.metadata(image)
@@ -401,22 +450,39 @@ def plan_rollback(services: Services, plan: RollbackPlan) -> Task:
         steps.append(Step("restore the configuration recorded with the snapshot", restore, None, weight=0.2))
 
     def remember(ctx: StepContext) -> None:
-        services.rbd.omap_set(naming.snapshot_records_object(vm), {ROLLBACK_KEY: json.dumps({
-            "snapshot": snap.name, "safety": plan.safety_snapshot, "at": now_iso(), "by": who(),
-            "previous_status": plan.status.value}).encode()})
+        services.rbd.omap_set(
+            naming.snapshot_records_object(vm),
+            {
+                ROLLBACK_KEY: json.dumps(
+                    {
+                        "snapshot": snap.name,
+                        "safety": plan.safety_snapshot,
+                        "at": now_iso(),
+                        "by": who(),
+                        "previous_status": plan.status.value,
+                    }
+                ).encode()
+            },
+        )
 
     steps.append(Step("remember the rollback (for --undo)", remember, None, weight=0.1))
     if plan.enabled:
         steps += _enable_steps(services, vm, start=plan.restart_after)
-    summary = f"{vm} rolled back to {snap.name}" + (f"; undo with the safety snapshot {plan.safety_snapshot}"
-                                                     if plan.safety_snapshot else "")
+    summary = f"{vm} rolled back to {snap.name}" + (
+        f"; undo with the safety snapshot {plan.safety_snapshot}" if plan.safety_snapshot else ""
+    )
 
     def done(ctx: StepContext) -> None:
         ctx.data["_summary"] = summary
 
     steps.append(Step("done", done, None, weight=0.01))
-    return Task("snapshot-rollback", vm, {"snapshot": snap.name, "safety": plan.safety_snapshot}, steps,
-                description=f"roll {vm} back to {snap.name}")
+    return Task(
+        "snapshot-rollback",
+        vm,
+        {"snapshot": snap.name, "safety": plan.safety_snapshot},
+        steps,
+        description=f"roll {vm} back to {snap.name}",
+    )
 
 
 def last_rollback(services: Services, vm: str) -> dict[str, Any] | None:
@@ -447,10 +513,21 @@ class PurgePlan:
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"vm": self.vm, "mode": self.mode, "notes": list(self.notes),
-                "remove": [{"name": s.name, "kind": s.kind, "disks": list(s.disks),
-                            "created": s.created.isoformat() if s.created else None} for s in self.remove],
-                "keep": [{"name": s.name, "reason": r} for s, r in self.keep]}
+        return {
+            "vm": self.vm,
+            "mode": self.mode,
+            "notes": list(self.notes),
+            "remove": [
+                {
+                    "name": s.name,
+                    "kind": s.kind,
+                    "disks": list(s.disks),
+                    "created": s.created.isoformat() if s.created else None,
+                }
+                for s in self.remove
+            ],
+            "keep": [{"name": s.name, "reason": r} for s, r in self.keep],
+        }
 
 
 def _keep_reasons(services: Services, state: VmState) -> dict[str, str]:
@@ -468,8 +545,15 @@ def _keep_reasons(services: Services, state: VmState) -> dict[str, str]:
     return reasons
 
 
-def purge_plan(services: Services, vm: str, *, all: bool = False, oldest: int | None = None,  # noqa: A002
-               before: datetime | None = None, now: datetime | None = None) -> PurgePlan:
+def purge_plan(
+    services: Services,
+    vm: str,
+    *,
+    all: bool = False,
+    oldest: int | None = None,
+    before: datetime | None = None,
+    now: datetime | None = None,
+) -> PurgePlan:
     modes = sum(1 for m in (all, oldest is not None, before is not None) if m)
     if modes != 1:
         raise ValidationError("choose exactly one of --all, --oldest N, --before DATETIME", field="mode")
@@ -532,8 +616,13 @@ def plan_purge(services: Services, plan: PurgePlan) -> Task:
         ctx.data["removed"] = [s.name for s in targets]
         ctx.data["_summary"] = f"purged {len(targets)} snapshot(s) of {vm}{gone}; kept {len(plan.keep)}"
 
-    return Task("snapshot-purge", vm, {"mode": plan.mode, "remove": [s.name for s in plan.remove]},
-                [Step(f"remove {len(plan.remove)} snapshot(s)", run)], description=f"purge snapshots of {vm} ({plan.mode})")
+    return Task(
+        "snapshot-purge",
+        vm,
+        {"mode": plan.mode, "remove": [s.name for s in plan.remove]},
+        [Step(f"remove {len(plan.remove)} snapshot(s)", run)],
+        description=f"purge snapshots of {vm} ({plan.mode})",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- retention
@@ -567,8 +656,9 @@ def policies(services: Services) -> dict[str, RetentionPolicy]:
     return result
 
 
-def retention_selection(snapshots: Iterable[Snapshot], policy: RetentionPolicy, now: datetime
-                        ) -> tuple[list[Snapshot], dict[str, str]]:
+def retention_selection(
+    snapshots: Iterable[Snapshot], policy: RetentionPolicy, now: datetime
+) -> tuple[list[Snapshot], dict[str, str]]:
     """Pure rule: which snapshots a policy removes, and why each kept one is kept."""
     dated = sorted((s for s in snapshots if s.created is not None), key=lambda s: s.created or now, reverse=True)
     keep: dict[str, str] = {}
@@ -597,8 +687,9 @@ def prune_plan(services: Services, vm: str, policy: RetentionPolicy, now: dateti
     keep += [(s, kept[s.name]) for s in candidates if s.name in kept]
     undated = [s for s in candidates if s.created is None]
     keep += [(s, "no creation time") for s in undated]
-    return PurgePlan(vm, tuple(removed), tuple(keep),
-                     f"policy keep-last {policy.keep_last}, keep-daily {policy.keep_daily}")
+    return PurgePlan(
+        vm, tuple(removed), tuple(keep), f"policy keep-last {policy.keep_last}, keep-daily {policy.keep_daily}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- bulk
@@ -619,8 +710,18 @@ def plan_bulk_snapshot(services: Services, vms: list[str], name: str | None = No
             if any(s.name == snap for s in state.snapshots):
                 raise ConflictError(f"already has a snapshot {snap!r}")
             metadata = services.rbd.metadata(naming.system_image(vm))
-            _write_record(services, vm, snap, {"created": now_iso(), "by": who(), "config": _config_of(metadata),
-                                               "protected": False, "status": state.status.value})
+            _write_record(
+                services,
+                vm,
+                snap,
+                {
+                    "created": now_iso(),
+                    "by": who(),
+                    "config": _config_of(metadata),
+                    "protected": False,
+                    "status": state.status.value,
+                },
+            )
             try:
                 services.rbd.group_snap_create(vm, snap)
             except VmConsoleError:
@@ -644,13 +745,21 @@ def plan_bulk_snapshot(services: Services, vms: list[str], name: str | None = No
                 ctx.progress(done, len(names), vm)
         ctx.data["results"] = results
         failed = [vm for vm, r in results.items() if r != "ok"]
-        ctx.data["_summary"] = (f"snapshot {snap}: {len(names) - len(failed)} of {len(names)} VM(s) done in "
-                                f"{time.monotonic() - started:.1f} s" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+        ctx.data["_summary"] = (
+            f"snapshot {snap}: {len(names) - len(failed)} of {len(names)} VM(s) done in "
+            f"{time.monotonic() - started:.1f} s" + (f"; FAILED: {', '.join(failed)}" if failed else "")
+        )
         if failed and len(failed) == len(names):
             raise OperationFailed(ctx.data["_summary"])
 
-    return Task("snapshot-bulk", None, {"vms": names, "snapshot": snap}, [Step(f"snapshot {len(names)} VM(s)", run)],
-                locks=[], description=f"snapshot {len(names)} VM(s) as {snap}")
+    return Task(
+        "snapshot-bulk",
+        None,
+        {"vms": names, "snapshot": snap},
+        [Step(f"snapshot {len(names)} VM(s)", run)],
+        locks=[],
+        description=f"snapshot {len(names)} VM(s) as {snap}",
+    )
 
 
 def select_vms(services: Services, expression: str) -> list[str]:
@@ -680,9 +789,26 @@ def select_vms(services: Services, expression: str) -> list[str]:
 
 
 __all__ = [
-    "PurgePlan", "RetentionPolicy", "RollbackPlan", "SnapshotInfo", "last_rollback", "list_snapshots",
-    "plan_bulk_snapshot", "plan_purge", "plan_rollback", "plan_rollback_undo", "plan_snapshot_create",
-    "plan_snapshot_protect", "plan_snapshot_remove", "policies", "prune_plan", "purge_plan", "retention_selection",
-    "rollback_plan", "select_vms", "set_policy", "written_since",
+    "PurgePlan",
+    "RetentionPolicy",
+    "RollbackPlan",
+    "SnapshotInfo",
+    "last_rollback",
+    "list_snapshots",
+    "plan_bulk_snapshot",
+    "plan_purge",
+    "plan_rollback",
+    "plan_rollback_undo",
+    "plan_snapshot_create",
+    "plan_snapshot_protect",
+    "plan_snapshot_remove",
+    "policies",
+    "prune_plan",
+    "purge_plan",
+    "retention_selection",
+    "rollback_plan",
+    "select_vms",
+    "set_policy",
+    "written_since",
 ]
 _unused = field

@@ -122,22 +122,26 @@ def build_snapshots(vm: str, disks: list[ImageInfo], records: Mapping[str, Mappi
         stamps = [t for _, t in holders if t is not None]
         result.append(
             Snapshot(
-                name=name, kind="group", created=min(stamps) if stamps else None,
+                name=name,
+                kind="group",
+                created=min(stamps) if stamps else None,
                 disks=tuple(d for d, _ in holders),
                 protected=bool(record.get("protected", False)),
                 missing_on=tuple(d for d in disk_names if d not in {h for h, _ in holders}),
                 metadata=MappingProxyType(dict(record.get("config", {}))),
             )
         )
-    for name, holders in image_snaps.items():
-        stamps = [t for _, t, _ in holders if t is not None]
+    for name, image_holders in image_snaps.items():
+        stamps = [t for _, t, _ in image_holders if t is not None]
         record = records.get(name, {})
         result.append(
             Snapshot(
-                name=name, kind="image", created=min(stamps) if stamps else None,
-                disks=tuple(d for d, _, _ in holders),
-                protected=any(p for _, _, p in holders) or bool(record.get("protected", False)),
-                missing_on=tuple(d for d in disk_names if d not in {h for h, _, _ in holders}),
+                name=name,
+                kind="image",
+                created=min(stamps) if stamps else None,
+                disks=tuple(d for d, _, _ in image_holders),
+                protected=any(p for _, _, p in image_holders) or bool(record.get("protected", False)),
+                missing_on=tuple(d for d in disk_names if d not in {h for h, _, _ in image_holders}),
                 metadata=MappingProxyType(dict(record.get("config", {}))),
             )
         )
@@ -145,9 +149,7 @@ def build_snapshots(vm: str, disks: list[ImageInfo], records: Mapping[str, Mappi
     return tuple(result)
 
 
-def build_vm(
-    vm: str, ceph: CephPart | None, pcmk: PacemakerPart | None
-) -> VmState:
+def build_vm(vm: str, ceph: CephPart | None, pcmk: PacemakerPart | None) -> VmState:
     problems: list[str] = []
     primitive = pcmk.primitives.get(vm) if pcmk else None
     if primitive is not None and not primitive.is_vm:

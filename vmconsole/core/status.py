@@ -64,9 +64,7 @@ def _is_failed(resource: ResourceState, target_role: str) -> bool:
     return not resource.active and target_role.lower() != "stopped" and resource.fail_count >= INFINITY
 
 
-def derive_status(
-    has_group: bool, primitive: PrimitiveConfig | None, resource: ResourceState | None
-) -> VmStatus:
+def derive_status(has_group: bool, primitive: PrimitiveConfig | None, resource: ResourceState | None) -> VmStatus:
     """The VM's status by the rules of this module's docstring."""
     return derive_status_and_node(has_group, primitive, resource)[0]
 

@@ -7,6 +7,7 @@ or undo a task whose process was killed), and an append-only audit history.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -124,8 +125,9 @@ class StepContext:
         rate = done / elapsed
         eta = (total - done) / rate if rate > 0 and total >= done else None
         fraction = done / total if total else 0.0
-        self.runner.emit(self.task, "progress", self.index, fraction, done=done, total=total, rate=rate,
-                         eta=eta, message=message)
+        self.runner.emit(
+            self.task, "progress", self.index, fraction, done=done, total=total, rate=rate, eta=eta, message=message
+        )
 
     def log(self, message: str) -> None:
         self.runner.emit(self.task, "log", self.index, 0.0, message=message)
@@ -151,16 +153,30 @@ class TaskRunner:
         step_name = task.steps[index].name if index < len(task.steps) else ""
         self.listener(
             ProgressEvent(
-                task_id=task.task_id, operation=task.operation, vm=task.vm, kind=kind, step_index=index,
-                step_count=len(task.steps), step_name=step_name, percent=percent,
-                steps=tuple(s.name for s in task.steps), **extra,
+                task_id=task.task_id,
+                operation=task.operation,
+                vm=task.vm,
+                kind=kind,
+                step_index=index,
+                step_count=len(task.steps),
+                step_name=step_name,
+                percent=percent,
+                steps=tuple(s.name for s in task.steps),
+                **extra,
             )
         )
 
     # ------------------------------------------------------------------ locks
     def _holder_record(self, task: Task) -> bytes:
-        return json.dumps({"holder": self.holder, "operation": task.operation, "task": task.task_id,
-                           "since": now_iso(), "pid": os.getpid()}).encode()
+        return json.dumps(
+            {
+                "holder": self.holder,
+                "operation": task.operation,
+                "task": task.task_id,
+                "since": now_iso(),
+                "pid": os.getpid(),
+            }
+        ).encode()
 
     def lock_holder(self, vm: str) -> dict[str, Any] | None:
         raw = self.session.omap_get(naming.lock_object(vm)).get("holder")
@@ -195,8 +211,9 @@ class TaskRunner:
             self._release(taken, cookie)
             raise
         stop = threading.Event()
-        keeper = threading.Thread(target=self._renew, args=(taken, cookie, task.operation, stop),
-                                  name=f"lock-{task.task_id}", daemon=True)
+        keeper = threading.Thread(
+            target=self._renew, args=(taken, cookie, task.operation, stop), name=f"lock-{task.task_id}", daemon=True
+        )
         keeper.start()
         try:
             yield
@@ -221,10 +238,9 @@ class TaskRunner:
     def _renew(self, vms: list[str], cookie: str, operation: str, stop: threading.Event) -> None:
         while not stop.wait(RENEW_EVERY):
             for vm in vms:
-                try:
+                # a failed renewal is retried at the next tick: the lease is 3 renewals long
+                with contextlib.suppress(VmConsoleError):
                     self.session.lock_exclusive(naming.lock_object(vm), LOCK_NAME, cookie, operation, LEASE_SECONDS)
-                except VmConsoleError:
-                    pass  # the next renewal tries again; the lease is 3 renewals long
 
     def _release(self, vms: list[str], cookie: str) -> None:
         for vm in vms:
@@ -237,12 +253,23 @@ class TaskRunner:
 
     # ------------------------------------------------------------------ journal and history
     def _journal_record(self, task: Task, state: str, done: list[str]) -> bytes:
-        return json.dumps({
-            "task": task.task_id, "operation": task.operation, "vm": task.vm, "args": task.args,
-            "data": task.data, "steps": [s.name for s in task.steps], "done": done, "state": state,
-            "holder": self.holder, "pid": os.getpid(), "started": task.args.get("_started", now_iso()),
-            "updated": now_iso(),
-        }, default=str).encode()
+        return json.dumps(
+            {
+                "task": task.task_id,
+                "operation": task.operation,
+                "vm": task.vm,
+                "args": task.args,
+                "data": task.data,
+                "steps": [s.name for s in task.steps],
+                "done": done,
+                "state": state,
+                "holder": self.holder,
+                "pid": os.getpid(),
+                "started": task.args.get("_started", now_iso()),
+                "updated": now_iso(),
+            },
+            default=str,
+        ).encode()
 
     def journal_update(self, task: Task, state: str = "running", done: list[str] | None = None) -> None:
         done = done if done is not None else task.args.get("_done", [])
@@ -264,13 +291,14 @@ class TaskRunner:
         stamp = datetime.now(UTC)
         oid = f"{naming.HISTORY_PREFIX}{stamp:%Y-%m}"
         key = f"{stamp.isoformat(timespec='microseconds')}.{record.get('task', '')}"
-        try:
+        # the audit trail must not turn a finished operation into a failure
+        with contextlib.suppress(VmConsoleError):
             self.session.omap_set(oid, {key: json.dumps(dict(record), default=str).encode()})
-        except VmConsoleError:
-            pass  # the audit trail must not turn a finished operation into a failure
 
     # ------------------------------------------------------------------ running
-    def run(self, task: Task, cancel: threading.Event | None = None, *, resume_done: list[str] | None = None) -> TaskResult:
+    def run(
+        self, task: Task, cancel: threading.Event | None = None, *, resume_done: list[str] | None = None
+    ) -> TaskResult:
         """Run ``task``; on failure or cancel undo its completed steps in reverse and raise.
 
         ``resume_done`` names steps already completed by an earlier, killed run (recovery).
@@ -300,8 +328,7 @@ class TaskRunner:
                 # written to tolerate "nothing to undo")
                 left = self._compensate(task, [*done, current] if current is not None else done, cancel)
                 seconds = time.monotonic() - started
-                error = exc if isinstance(exc, VmConsoleError) else OperationFailed(
-                    f"{task.operation} failed: {exc!r}")
+                error = exc if isinstance(exc, VmConsoleError) else OperationFailed(f"{task.operation} failed: {exc!r}")
                 if isinstance(exc, KeyboardInterrupt):
                     error = Cancelled(f"{task.operation} interrupted")
                 try:
@@ -331,8 +358,15 @@ class TaskRunner:
             message = task.data.get("_summary") or f"{task.operation} done in {seconds:.1f} s"
             self.emit(task, "done", len(task.steps) - 1, 1.0, message=message)
             self.history_append(self._history(task, "ok", seconds, message))
-            return TaskResult(task.task_id, task.operation, task.vm, True, seconds, message,
-                              {k: v for k, v in task.data.items() if not k.startswith("_")})
+            return TaskResult(
+                task.task_id,
+                task.operation,
+                task.vm,
+                True,
+                seconds,
+                message,
+                {k: v for k, v in task.data.items() if not k.startswith("_")},
+            )
 
     def _compensate(self, task: Task, done: list[int], cancel: threading.Event) -> list[str]:
         left: list[str] = []
@@ -349,10 +383,16 @@ class TaskRunner:
 
     def _history(self, task: Task, outcome: str, seconds: float, message: str) -> dict[str, Any]:
         return {
-            "task": task.task_id, "operation": task.operation, "vm": task.vm,
+            "task": task.task_id,
+            "operation": task.operation,
+            "vm": task.vm,
             "args": {k: v for k, v in task.args.items() if not k.startswith("_")},
-            "who": self.holder, "started": task.args.get("_started"), "finished": now_iso(),
-            "seconds": round(seconds, 2), "result": outcome, "message": message,
+            "who": self.holder,
+            "started": task.args.get("_started"),
+            "finished": now_iso(),
+            "seconds": round(seconds, 2),
+            "result": outcome,
+            "message": message,
         }
 
     def history(self, months: int = 3) -> list[dict[str, Any]]:

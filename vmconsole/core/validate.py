@@ -112,9 +112,7 @@ def vm_name(name: object, field: str = "name") -> str:
     if not text:
         raise ValidationError("the VM name is empty", field=field)
     if len(text) > VM_NAME_MAX:
-        raise ValidationError(
-            f"the VM name is {len(text)} characters long; the maximum is {VM_NAME_MAX}", field=field
-        )
+        raise ValidationError(f"the VM name is {len(text)} characters long; the maximum is {VM_NAME_MAX}", field=field)
     _check_alphanumeric(text, field, "the VM name")
     if text in RESERVED_VM_NAMES:
         raise ValidationError(f"{show(text)} is a reserved name (vm_manager uses it)", field=field)
@@ -267,8 +265,7 @@ def pacemaker_options(value: object, field: str, *, reserved: Collection[str] = 
         if not _NVPAIR_NAME.fullmatch(key):
             bad = next(ch for ch in key if not _NVPAIR_NAME.fullmatch(ch))
             raise ValidationError(
-                f"option name {show(key)} contains {describe_char(bad)}; use ASCII letters, digits,"
-                " '-', '_' and '.'",
+                f"option name {show(key)} contains {describe_char(bad)}; use ASCII letters, digits, '-', '_' and '.'",
                 field=field,
             )
         if key in reserved:

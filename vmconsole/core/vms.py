@@ -99,9 +99,10 @@ def _check_options(services: Services, options: VmOptions, base: VmSettings, nod
     if options.live_migration is not None:
         changes["live_migration"] = bool(options.live_migration)
     if options.migration_user is not None:
-        if not isinstance(options.migration_user, str) or not options.migration_user.replace("_", "a").replace(
-            "-", "a"
-        ).replace(".", "a").isalnum():
+        if (
+            not isinstance(options.migration_user, str)
+            or not options.migration_user.replace("_", "a").replace("-", "a").replace(".", "a").isalnum()
+        ):
             raise ValidationError("must be a user name", field="migration_user")
         changes["migration_user"] = options.migration_user
     for name in ("stop_timeout", "migrate_to_timeout"):
@@ -127,8 +128,9 @@ def _check_options(services: Services, options: VmOptions, base: VmSettings, nod
             if not isinstance(line, str) or not line.strip() or "\n" in line:
                 raise ValidationError(f"each command is one non-empty line, got {line!r}", field="crm_config_cmd")
         if shutil.which("crm") is None:
-            raise ValidationError("extra crm configuration needs crmsh ('crm'), which is not installed here",
-                                  field="crm_config_cmd")
+            raise ValidationError(
+                "extra crm configuration needs crmsh ('crm'), which is not installed here", field="crm_config_cmd"
+            )
         changes["crm_config_cmd"] = tuple(options.crm_config_cmd)
     merged = base.with_changes(**changes)
     # the final primitive must be valid too (reserved meta, utilization integers...)
@@ -141,8 +143,10 @@ def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, str]:
         return {}
     if not isinstance(metadata, Mapping):
         raise ValidationError(f"expected key = value pairs, got {type(metadata).__name__}", field="metadata")
-    return {validate.metadata_key(k, field="metadata"): validate.metadata_value(v, field=f"metadata.{k}")
-            for k, v in metadata.items()}
+    return {
+        validate.metadata_key(k, field="metadata"): validate.metadata_value(v, field=f"metadata.{k}")
+        for k, v in metadata.items()
+    }
 
 
 def primitive_spec(
@@ -219,15 +223,24 @@ def _secret(services: Services) -> str | None:
     if secret is None:
         raise ValidationError(
             f"libvirt has no ceph secret named {services.config.ceph.secret_usage!r} on this host",
-            field="ceph.secret_usage", hint="SEAPATH's ansible defines it; the lab defines it at `lab up`")
+            field="ceph.secret_usage",
+            hint="SEAPATH's ansible defines it; the lab defines it at `lab up`",
+        )
     return secret
 
 
 def build_final_xml(services: Services, vm: str, base_xml: str, vm_uuid: str, data_count: int, disk_bus: str) -> str:
     xml = domain_xml.build_domain_xml(
-        base_xml, name=vm, uuid=vm_uuid, pool=services.config.ceph.pool, namespace=services.config.ceph.namespace,
-        system_image=naming.system_image(vm), data_images=[naming.data_image(vm, i) for i in range(data_count)],
-        disk_bus=disk_bus, monitors=_monitors(services), auth_user=services.config.ceph.libvirt_user,
+        base_xml,
+        name=vm,
+        uuid=vm_uuid,
+        pool=services.config.ceph.pool,
+        namespace=services.config.ceph.namespace,
+        system_image=naming.system_image(vm),
+        data_images=[naming.data_image(vm, i) for i in range(data_count)],
+        disk_bus=disk_bus,
+        monitors=_monitors(services),
+        auth_user=services.config.ceph.libvirt_user,
         secret_uuid=_secret(services),
     )
     with services.libvirt() as lv:
@@ -313,8 +326,11 @@ def _saved_primitive(services: Services, vm: str) -> str:
             resources.append(primitive)
     for constraint in cib.iterfind(".//configuration/constraints/*"):
         cid = constraint.get("id", "")
-        if (constraint.get("rsc") == vm or constraint.get("with-rsc") == vm
-                or cid.startswith((f"colocation-{vm}-with", f"colocation-strong-{vm}-with"))):
+        if (
+            constraint.get("rsc") == vm
+            or constraint.get("with-rsc") == vm
+            or cid.startswith((f"colocation-{vm}-with", f"colocation-strong-{vm}-with"))
+        ):
             constraints.append(constraint)
     return etree.tostring(fragment, encoding="unicode")
 
@@ -352,8 +368,13 @@ def plan_enable(services: Services, vm: str, *, start: bool = True) -> Task:
     if vm in services.primitives():
         raise ConflictError(f"{vm} is already enabled", hint=f"`vmconsole vm start {vm}` to start it")
     VmSettings.from_metadata(services.rbd.metadata(naming.system_image(vm)))  # readable settings or error
-    return Task("enable", vm, {"start": start}, _enable_steps(services, vm, start=start),
-                description=f"enable {vm}" + ("" if start else " (not started)"))
+    return Task(
+        "enable",
+        vm,
+        {"start": start},
+        _enable_steps(services, vm, start=start),
+        description=f"enable {vm}" + ("" if start else " (not started)"),
+    )
 
 
 def plan_disable(services: Services, vm: str) -> Task:
@@ -391,8 +412,9 @@ def plan_stop(services: Services, vm: str, *, force: bool = False) -> Task:
     def run(ctx: StepContext) -> None:
         services.pacemaker.set_target_role(vm, "Stopped")
         try:
-            services.wait_status(vm, {VmStatus.STOPPED}, _stop_timeout(services, vm), fail_on=set(),
-                                 tick=ctx.check_cancel)
+            services.wait_status(
+                vm, {VmStatus.STOPPED}, _stop_timeout(services, vm), fail_on=set(), tick=ctx.check_cancel
+            )
         except VmConsoleError:
             if not force:
                 raise
@@ -441,14 +463,14 @@ def _remove_disks_steps(services: Services, group: str, images: list[str]) -> li
 
 def plan_remove(services: Services, vm: str) -> Task:
     _require_vm(services, vm)
-    images = sorted({*services.rbd.group_images(vm), naming.system_image(vm)},
-                    key=lambda i: naming.disk_order(vm, i))
+    images = sorted({*services.rbd.group_images(vm), naming.system_image(vm)}, key=lambda i: naming.disk_order(vm, i))
     images = [i for i in images if services.rbd.image_exists(i)]
     for image in images:
         children = services.rbd.children(image)
         if children:
-            raise ConflictError(f"{image} has linked clones: {', '.join(children)}",
-                                hint="flatten or remove those clones first")
+            raise ConflictError(
+                f"{image} has linked clones: {', '.join(children)}", hint="flatten or remove those clones first"
+            )
     steps = []
     if vm in services.primitives():
         steps.append(_disable_step(services, vm))
@@ -489,8 +511,11 @@ def plan_create(services: Services, spec: CreateSpec) -> Task:
     user_metadata = _check_metadata(options.metadata)
     exists = services.vm_exists(vm)
     if exists and not spec.force:
-        raise ConflictError(f"a VM named {vm!r} already exists", field="name",
-                            hint="use --force to replace it (the old VM stays until the new one is built)")
+        raise ConflictError(
+            f"a VM named {vm!r} already exists",
+            field="name",
+            hint="use --force to replace it (the old VM stays until the new one is built)",
+        )
     vm_uuid = spec.uuid or domain_xml.domain_uuid(base_xml) or domain_xml.new_uuid()
     vm_uuid = domain_xml.domain_uuid(f"<domain><uuid>{vm_uuid}</uuid></domain>") or vm_uuid
     # the UUID check comes after --force is accounted for: the VM it replaces does not count
@@ -535,10 +560,24 @@ def plan_create(services: Services, spec: CreateSpec) -> Task:
         steps += _swap_steps(services, vm, work, len(data))
     if options.enable:
         steps += _enable_steps(services, vm, start=options.start)
-    args = {"name": vm, "image": spec.image, "data_disks": list(spec.data_disks), "disk_bus": disk_bus,
-            "uuid": vm_uuid, "force": spec.force, "enable": options.enable, "start": options.start}
-    return Task("create", vm, args, steps, locks=[vm],
-                description=f"create {vm} from {spec.image}" + (" (replacing the existing VM)" if exists else ""))
+    args = {
+        "name": vm,
+        "image": spec.image,
+        "data_disks": list(spec.data_disks),
+        "disk_bus": disk_bus,
+        "uuid": vm_uuid,
+        "force": spec.force,
+        "enable": options.enable,
+        "start": options.start,
+    }
+    return Task(
+        "create",
+        vm,
+        args,
+        steps,
+        locks=[vm],
+        description=f"create {vm} from {spec.image}" + (" (replacing the existing VM)" if exists else ""),
+    )
 
 
 def rename_vm(services: Services, source: str, target: str) -> None:
@@ -589,8 +628,11 @@ def _swap_steps(services: Services, vm: str, work: str, data_count: int) -> list
         services.rbd.remove_group(old)
 
     steps = []
-    steps.append(_disable_step(services, vm) if vm in services.primitives() else
-                 Step(f"check {vm} is not running", lambda ctx: None))
+    steps.append(
+        _disable_step(services, vm)
+        if vm in services.primitives()
+        else Step(f"check {vm} is not running", lambda ctx: None)
+    )
     steps.append(Step(f"swap the new {vm} in place of the old one", swap, unswap, weight=0.3))
     steps.append(Step("delete the old VM's disks", delete_old, None, weight=0.5))
     return steps
@@ -614,12 +656,21 @@ def plan_clone(services: Services, spec: CloneSpec) -> Task:
         raise ValidationError(f"{src} has no _base_xml metadata to build the clone from; give --xml", field="xml")
     base = domain_xml.check_base_xml(base_xml_text)
     base_xml = domain_xml.strip_uuid(etree.tostring(base, encoding="unicode"))
-    changes: dict[str, Any] = {"remote_node": None, "remote_node_address": None, "remote_node_port": None,
-                               "remote_node_timeout": None, "crm_config_cmd": (), "colocations": ()}
+    changes: dict[str, Any] = {
+        "remote_node": None,
+        "remote_node_address": None,
+        "remote_node_port": None,
+        "remote_node_timeout": None,
+        "crm_config_cmd": (),
+        "colocations": (),
+    }
     if spec.clear_constraint:
         changes.update(pinned_host=None, preferred_host=None)
-    for flag, name in ((spec.clear_pacemaker_meta, "pacemaker_meta"), (spec.clear_pacemaker_params, "pacemaker_params"),
-                       (spec.clear_pacemaker_utilization, "pacemaker_utilization")):
+    for flag, name in (
+        (spec.clear_pacemaker_meta, "pacemaker_meta"),
+        (spec.clear_pacemaker_params, "pacemaker_params"),
+        (spec.clear_pacemaker_utilization, "pacemaker_utilization"),
+    ):
         if flag:
             changes[name] = {}
     merged_options = spec.options
@@ -669,7 +720,9 @@ def plan_clone(services: Services, spec: CloneSpec) -> Task:
     else:
         steps.append(_wait_snaptrim_step(services))
         for source_image, target in pairs:
-            steps.append(_copy_step(services, source_image, target, sizes[source_image], weight=4 * sizes[source_image] / total))
+            steps.append(
+                _copy_step(services, source_image, target, sizes[source_image], weight=4 * sizes[source_image] / total)
+            )
 
     def configure(ctx: StepContext) -> None:
         for _, target in pairs:
@@ -687,8 +740,14 @@ def plan_clone(services: Services, spec: CloneSpec) -> Task:
     if merged_options.enable:
         steps += _enable_steps(services, dst, start=merged_options.start)
     args = {"source": src, "name": dst, "linked": spec.linked, "force": spec.force}
-    return Task("clone", dst, args, steps, locks=[src, dst],
-                description=f"{'linked ' if spec.linked else ''}clone {src} to {dst}")
+    return Task(
+        "clone",
+        dst,
+        args,
+        steps,
+        locks=[src, dst],
+        description=f"{'linked ' if spec.linked else ''}clone {src} to {dst}",
+    )
 
 
 def _wait_snaptrim_step(services: Services) -> Step:
@@ -701,8 +760,10 @@ def _wait_snaptrim_step(services: Services) -> Step:
         deadline = time.monotonic() + 300
         while services.rbd.snaptrim_pending():
             if time.monotonic() > deadline:
-                raise OperationFailed("Ceph is still trimming removed snapshots after 300 s; a copy now could "
-                                      "be wrong", hint="retry when `ceph osd dump` shows no removed_snaps_queue")
+                raise OperationFailed(
+                    "Ceph is still trimming removed snapshots after 300 s; a copy now could be wrong",
+                    hint="retry when `ceph osd dump` shows no removed_snaps_queue",
+                )
             ctx.check_cancel()
             time.sleep(0.5)
 
@@ -734,8 +795,9 @@ def _deep_copy_with_progress(services: Services, source: str, target: str, size:
     ceph = services.config.ceph
     location = f"{ceph.pool}/{ceph.namespace}/" if ceph.namespace else f"{ceph.pool}/"
     argv = ["rbd", "-c", ceph.conf, "--id", ceph.client_id, "deep", "cp", location + source, location + target]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            preexec_fn=die_with_parent)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent
+    )
     assert proc.stderr is not None
     tail = b""
     errors = b""
@@ -762,8 +824,11 @@ def _deep_copy_with_progress(services: Services, source: str, target: str, size:
             proc.kill()
         proc.wait()
     if proc.returncode != 0:
-        lines = [line for line in errors.decode(errors="replace").replace("\r", "\n").splitlines()
-                 if line.strip() and "complete" not in line]
+        lines = [
+            line
+            for line in errors.decode(errors="replace").replace("\r", "\n").splitlines()
+            if line.strip() and "complete" not in line
+        ]
         raise BackendError("ceph", f"copy of {source} failed: {lines[-1] if lines else proc.returncode}")
     ctx.progress(size, size)
 
@@ -803,8 +868,10 @@ def _linked_clone_steps(services: Services, src: str, pairs: list[tuple[str, str
             with contextlib.suppress(NotFoundError):
                 services.rbd.remove_image(target)
 
-    return [Step(f"protect the base snapshot {snap} of {src}", make_base, drop_base, weight=0.3),
-            Step("create the copy-on-write clones", clone, unclone, weight=0.5)]
+    return [
+        Step(f"protect the base snapshot {snap} of {src}", make_base, drop_base, weight=0.3),
+        Step("create the copy-on-write clones", clone, unclone, weight=0.5),
+    ]
 
 
 def plan_flatten(services: Services, vm: str) -> Task:
@@ -813,6 +880,7 @@ def plan_flatten(services: Services, vm: str) -> Task:
 
     def run(ctx: StepContext) -> None:
         for index, image in enumerate(images):
+
             def report(done: int, total: int, index: int = index) -> None:
                 ctx.progress(index * 1000 + (1000 * done // max(total, 1)), len(images) * 1000)
 
@@ -859,8 +927,13 @@ def plan_metadata_set(services: Services, vm: str, values: Mapping[str, Any], re
         services.rbd.metadata_set_many(image, restore)
         services.rbd.metadata_remove(image, [k for k in checked if k not in before])
 
-    return Task("metadata-set", vm, {"set": sorted(checked), "remove": removing},
-                [Step(f"write metadata of {vm}", run, undo)], description=f"set metadata of {vm}")
+    return Task(
+        "metadata-set",
+        vm,
+        {"set": sorted(checked), "remove": removing},
+        [Step(f"write metadata of {vm}", run, undo)],
+        description=f"set metadata of {vm}",
+    )
 
 
 def colocation_settings(services: Services, vm: str, resources: Sequence[str], strong: bool) -> VmSettings:
@@ -868,14 +941,17 @@ def colocation_settings(services: Services, vm: str, resources: Sequence[str], s
     if not resources or isinstance(resources, str):
         raise ValidationError("name at least one resource to colocate with", field="resources")
     for resource in resources:
-        if not isinstance(resource, str) or not resource or not resource.replace("-", "a").replace("_", "a").replace(
-            ".", "a"
-        ).isalnum():
+        if (
+            not isinstance(resource, str)
+            or not resource
+            or not resource.replace("-", "a").replace("_", "a").replace(".", "a").isalnum()
+        ):
             raise ValidationError(f"{resource!r} is not a resource name", field="resources")
     settings = VmSettings.from_metadata(services.rbd.metadata(naming.system_image(vm)))
     colocation = Colocation(tuple(resources), strong)
-    return settings.with_changes(colocations=(*[c for c in settings.colocations if c.resources != colocation.resources],
-                                               colocation))
+    return settings.with_changes(
+        colocations=(*[c for c in settings.colocations if c.resources != colocation.resources], colocation)
+    )
 
 
 def plan_colocate(services: Services, vm: str, resources: Sequence[str], strong: bool = False) -> Task:
@@ -905,13 +981,27 @@ def plan_colocate(services: Services, vm: str, resources: Sequence[str], strong:
         etree.SubElement(fragment, "constraints").append(build_colocation(vm, tuple(resources), strong))
         services.pacemaker.modify_configuration(etree.tostring(fragment, encoding="unicode"))
 
-    return Task("colocate", vm, {"resources": list(resources), "strong": strong},
-                [Step("record the colocation in the VM's metadata", persist, unpersist),
-                 Step("add the colocation constraint", apply)], description=f"colocate {vm}")
+    return Task(
+        "colocate",
+        vm,
+        {"resources": list(resources), "strong": strong},
+        [
+            Step("record the colocation in the VM's metadata", persist, unpersist),
+            Step("add the colocation constraint", apply),
+        ],
+        description=f"colocate {vm}",
+    )
 
 
-def plan_remote(services: Services, vm: str, *, remote_name: str | None, address: str | None = None,
-                port: str | int | None = None, timeout: str | int | None = None) -> Task:
+def plan_remote(
+    services: Services,
+    vm: str,
+    *,
+    remote_name: str | None,
+    address: str | None = None,
+    port: str | int | None = None,
+    timeout: str | int | None = None,
+) -> Task:
     """Add (remote_name given) or remove (None) the pacemaker-remote node carried by a VM."""
     _require_vm(services, vm)
     settings = VmSettings.from_metadata(services.rbd.metadata(naming.system_image(vm)))
@@ -922,18 +1012,25 @@ def plan_remote(services: Services, vm: str, *, remote_name: str | None, address
         if not address or not isinstance(address, str):
             raise ValidationError("give the remote node's address", field="remote_address")
         new = settings.with_changes(
-            remote_node=remote_name, remote_node_address=address,
+            remote_node=remote_name,
+            remote_node_address=address,
             remote_node_port=str(validate.count(port, "remote_port")) if port is not None else None,
-            remote_node_timeout=validate.timeout_seconds(timeout, "remote_timeout") if timeout is not None else None)
+            remote_node_timeout=validate.timeout_seconds(timeout, "remote_timeout") if timeout is not None else None,
+        )
         primitive_spec(services, vm, new, start=False, remote_nodes=())  # validates the meta values
     else:
         if settings.remote_node is None:
             raise ConflictError(f"{vm} carries no pacemaker-remote node")
-        new = settings.with_changes(remote_node=None, remote_node_address=None, remote_node_port=None,
-                                    remote_node_timeout=None)
+        new = settings.with_changes(
+            remote_node=None, remote_node_address=None, remote_node_port=None, remote_node_timeout=None
+        )
     before = {k: v for k, v in services.rbd.metadata(image).items() if k in keys}
-    meta = {"remote-node": new.remote_node, "remote-addr": new.remote_node_address,
-            "remote-port": new.remote_node_port, "remote-connect-timeout": new.remote_node_timeout}
+    meta = {
+        "remote-node": new.remote_node,
+        "remote-addr": new.remote_node_address,
+        "remote-port": new.remote_node_port,
+        "remote-connect-timeout": new.remote_node_timeout,
+    }
 
     def write(ctx: StepContext) -> None:
         values = {k: v for k, v in new.to_metadata().items() if k in keys}
@@ -955,9 +1052,16 @@ def plan_remote(services: Services, vm: str, *, remote_name: str | None, address
                 services.pacemaker.set_meta(vm, name, value)
 
     verb = "add" if remote_name else "remove"
-    return Task(f"remote-{verb}", vm, {"remote_name": remote_name, "address": address},
-                [Step("record the remote node in the VM's metadata", write, restore),
-                 Step("update the primitive's meta attributes", apply)], description=f"{verb} pacemaker-remote of {vm}")
+    return Task(
+        f"remote-{verb}",
+        vm,
+        {"remote_name": remote_name, "address": address},
+        [
+            Step("record the remote node in the VM's metadata", write, restore),
+            Step("update the primitive's meta attributes", apply),
+        ],
+        description=f"{verb} pacemaker-remote of {vm}",
+    )
 
 
 __all__ = [

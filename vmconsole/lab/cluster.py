@@ -128,10 +128,21 @@ def seed_cib(paths: LabPaths) -> None:
             check=True,
         )
     # a little stickiness: healthy VMs do not move back and forth on every membership change
-    run(["cibadmin", "--create", "--scope", "configuration", "--xml-text",
-         '<rsc_defaults><meta_attributes id="rsc-options"><nvpair id="rsc-options-resource-stickiness"'
-         ' name="resource-stickiness" value="1"/></meta_attributes></rsc_defaults>'],
-        timeout=10, backend="pacemaker", env=env, check=True)
+    run(
+        [
+            "cibadmin",
+            "--create",
+            "--scope",
+            "configuration",
+            "--xml-text",
+            '<rsc_defaults><meta_attributes id="rsc-options"><nvpair id="rsc-options-resource-stickiness"'
+            ' name="resource-stickiness" value="1"/></meta_attributes></rsc_defaults>',
+        ],
+        timeout=10,
+        backend="pacemaker",
+        env=env,
+        check=True,
+    )
     _chown_cluster(seed, 0o600)
 
 
@@ -177,9 +188,7 @@ def up(paths: LabPaths, state: LabState, log: Log) -> None:
         "CEPH_CONF": str(paths.ceph_conf),
     }
     started = time.monotonic()
-    state.pids["pacemakerd"] = procs.spawn(
-        _ns_argv(paths, ["pacemakerd"]), paths.logs / "pacemakerd.out", env=env
-    )
+    state.pids["pacemakerd"] = procs.spawn(_ns_argv(paths, ["pacemakerd"]), paths.logs / "pacemakerd.out", env=env)
     deadline = time.monotonic() + 60
     while not node_is_dc(node):
         if time.monotonic() > deadline or not procs.alive(state.pids["pacemakerd"]):

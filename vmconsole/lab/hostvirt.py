@@ -139,9 +139,7 @@ def lab_domains(names: set[str]) -> list[str]:
 def down(paths: LabPaths, state: LabState, vm_names: set[str], log: Log) -> None:
     if reachable():
         # when the libvirtd is ours, every domain on it is a lab guest
-        names = (
-            set(virsh("list", "--all", "--name", check=False).split()) if state.libvirtd_ours else vm_names
-        )
+        names = set(virsh("list", "--all", "--name", check=False).split()) if state.libvirtd_ours else vm_names
         for name in lab_domains(names):
             virsh("destroy", name, check=False)
             virsh("undefine", name, "--nvram", check=False)

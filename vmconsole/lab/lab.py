@@ -259,9 +259,7 @@ class Lab:
                 reachable = hostvirt.reachable()
                 up = reachable if not ours else alive and reachable
                 result.append(
-                    ComponentStatus(
-                        daemon, up, pid if alive else None, "reachable" if reachable else "unreachable"
-                    )
+                    ComponentStatus(daemon, up, pid if alive else None, "reachable" if reachable else "unreachable")
                 )
             else:
                 up = alive or not ours
@@ -324,8 +322,11 @@ def daemon_pids(lab: Lab) -> dict[str, int]:
 def restart_osd(lab: Lab, timeout: float = 90) -> None:
     """Start osd.0 again after a fault test stopped it, and wait until it is up."""
     if ceph.daemon_pid(lab.paths, "osd.0") is None:
-        procs.run_daemonizing(["ceph-osd", "-c", str(lab.paths.ceph_conf), "-i", "0"],
-                              lab.paths.ceph / "log" / "daemons.out", timeout=timeout)
+        procs.run_daemonizing(
+            ["ceph-osd", "-c", str(lab.paths.ceph_conf), "-i", "0"],
+            lab.paths.ceph / "log" / "daemons.out",
+            timeout=timeout,
+        )
     deadline = time.monotonic() + timeout
     while not ceph._osd_up(lab.paths):
         if time.monotonic() > deadline:

@@ -34,9 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["mount", "--bind", source, target], check=True)
     for spec in args.overlay:
         *lowers, target = spec.split(":")
-        subprocess.run(
-            ["mount", "-t", "overlay", "overlay", "-o", "lowerdir=" + ":".join(lowers), target], check=True
-        )
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", "lowerdir=" + ":".join(lowers), target], check=True)
     sys.stdout.flush()
     os.execvp(command[0], command)
     return 127  # not reached

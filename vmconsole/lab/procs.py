@@ -108,9 +108,7 @@ def stop(pid: int, *, timeout: float, sig: int = signal.SIGTERM) -> float:
     return time.monotonic() - started
 
 
-def run_daemonizing(
-    argv: list[str], log_file: Path, *, timeout: float, env: dict[str, str] | None = None
-) -> None:
+def run_daemonizing(argv: list[str], log_file: Path, *, timeout: float, env: dict[str, str] | None = None) -> None:
     """Run a daemon that forks itself into the background and wait for the parent to return.
 
     Its output goes to ``log_file``, never to a pipe: a daemon child holding our pipe open would make

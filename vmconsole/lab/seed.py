@@ -70,8 +70,12 @@ def base_xml(lab: Lab, name: str, domain_type: str) -> str:
 def disk_image(lab: Lab, size_mib: int = 64) -> Path:
     path = lab.paths.guests / f"blank-{size_mib}M.qcow2"
     if not path.exists():
-        run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), f"{size_mib}M"], timeout=30,
-            backend="qemu-img", check=True)
+        run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", str(path), f"{size_mib}M"],
+            timeout=30,
+            backend="qemu-img",
+            check=True,
+        )
     return path
 
 
@@ -95,7 +99,9 @@ def seed(lab: Lab) -> Iterator[str]:
                 yield f"{demo.name}: exists"
                 continue
             spec = CreateSpec(
-                name=demo.name, image=image, xml=base_xml(lab, demo.name, state.domain_type),
+                name=demo.name,
+                image=image,
+                xml=base_xml(lab, demo.name, state.domain_type),
                 data_disks=[image] * demo.data_disks,
                 options=lab_options(enable=demo.enable, start=demo.start, metadata=demo.metadata),
             )
