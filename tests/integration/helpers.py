@@ -18,15 +18,28 @@ from vmconsole.lab.lab import Lab
 from vmconsole.lab.seed import base_xml, disk_image
 
 
-def make_spec(lab: Lab, name: str, *, data_disks: int = 0, enable: bool = True, start: bool = True,
-              metadata: dict[str, str] | None = None, image: str | None = None, **options: Any) -> CreateSpec:
+def make_spec(
+    lab: Lab,
+    name: str,
+    *,
+    data_disks: int = 0,
+    enable: bool = True,
+    start: bool = True,
+    metadata: dict[str, str] | None = None,
+    image: str | None = None,
+    **options: Any,
+) -> CreateSpec:
     state = lab.state()
     assert state is not None
     blank = image or str(disk_image(lab))
     return CreateSpec(
-        name=name, image=blank, xml=base_xml(lab, name, state.domain_type), data_disks=[blank] * data_disks,
-        options=VmOptions(pacemaker_params={"force_stop": "true"}, enable=enable, start=start, metadata=metadata,
-                          **options),
+        name=name,
+        image=blank,
+        xml=base_xml(lab, name, state.domain_type),
+        data_disks=[blank] * data_disks,
+        options=VmOptions(
+            pacemaker_params={"force_stop": "true"}, enable=enable, start=start, metadata=metadata, **options
+        ),
     )
 
 
@@ -68,8 +81,13 @@ def write_pattern(services: Services, image: str, seed: bytes, every: int = 4 <<
 
 def cli(config: Config, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     assert config.source is not None
-    return subprocess.run([sys.executable, "-m", "vmconsole", "--config", str(config.source), *args],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "vmconsole", "--config", str(config.source), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def cli_json(config: Config, *args: str) -> Any:

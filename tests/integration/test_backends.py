@@ -43,9 +43,17 @@ def test_rbd_pacemaker_and_libvirt_are_real(lab: Lab, lab_config: Config, vm_nam
         try:
             rbd_session.group_add(vm_name, image)
             xml = domain_xml.build_domain_xml(
-                base_xml(lab, vm_name, state.domain_type), name=vm_name, uuid=domain_xml.new_uuid(), pool="rbd",
-                namespace="", system_image=image, data_images=[], disk_bus="virtio", monitors=[("127.0.0.1", 6789)],
-                auth_user="libvirt", secret_uuid=lv.secret_uuid("client.libvirt secret"),
+                base_xml(lab, vm_name, state.domain_type),
+                name=vm_name,
+                uuid=domain_xml.new_uuid(),
+                pool="rbd",
+                namespace="",
+                system_image=image,
+                data_images=[],
+                disk_bus="virtio",
+                monitors=[("127.0.0.1", 6789)],
+                auth_user="libvirt",
+                secret_uuid=lv.secret_uuid("client.libvirt secret"),
             )
             rbd_session.metadata_set_many(image, {"vm_name": vm_name, "xml": xml, "_base_xml": xml})
             assert rbd_session.group_images(vm_name) == [image]

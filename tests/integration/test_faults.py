@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.helpers import checksum, cli, cli_json, create_vm, leftovers, random_qcow2
 from vmconsole.config import Config
 from vmconsole.core import naming, snapshots
 from vmconsole.core.errors import OperationFailed
@@ -19,7 +20,6 @@ from vmconsole.core.model import VmStatus
 from vmconsole.core.services import Services
 from vmconsole.core.state import StateReader
 from vmconsole.lab.lab import Lab, daemon_pids, restart_osd
-from tests.integration.helpers import checksum, cli, cli_json, create_vm, leftovers, random_qcow2
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(600)]
 
@@ -31,8 +31,12 @@ def big_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def start_cli(config: Config, *args: str) -> subprocess.Popen[str]:
     assert config.source is not None
-    return subprocess.Popen([sys.executable, "-m", "vmconsole", "--config", str(config.source), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vmconsole", "--config", str(config.source), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_journal(services: Services, vm: str, key: str, timeout: float = 120) -> dict[str, object]:
@@ -61,8 +65,9 @@ def kill_and_recover(services: Services, config: Config, proc: subprocess.Popen[
     assert all(e["task"] != entry["task"] for e in services.runner().journal())
 
 
-def test_sigkill_mid_create_then_recover(services: Services, lab_config: Config, lab: Lab, vm_name: str,
-                                         cleanup_vms: list[str], big_image: Path) -> None:
+def test_sigkill_mid_create_then_recover(
+    services: Services, lab_config: Config, lab: Lab, vm_name: str, cleanup_vms: list[str], big_image: Path
+) -> None:
     cleanup_vms.append(vm_name)
     state = lab.state()
     assert state is not None
@@ -74,8 +79,9 @@ def test_sigkill_mid_create_then_recover(services: Services, lab_config: Config,
     kill_and_recover(services, lab_config, proc, vm_name, "created_images")
 
 
-def test_sigkill_mid_clone_then_recover(services: Services, lab_config: Config, lab: Lab, vm_name: str,
-                                        cleanup_vms: list[str], big_image: Path) -> None:
+def test_sigkill_mid_clone_then_recover(
+    services: Services, lab_config: Config, lab: Lab, vm_name: str, cleanup_vms: list[str], big_image: Path
+) -> None:
     clone = vm_name + "k"
     cleanup_vms += [clone, vm_name]
     create_vm(services, lab, vm_name, enable=False, image=str(big_image))
@@ -87,8 +93,9 @@ def test_sigkill_mid_clone_then_recover(services: Services, lab_config: Config, 
     assert cli(lab_config, "lock", "show", vm_name).stdout.strip().endswith("is not locked")
 
 
-def test_osd_stopped_mid_rollback(services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str],
-                                  lab_config: Config) -> None:
+def test_osd_stopped_mid_rollback(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str], lab_config: Config
+) -> None:
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name, data_disks=1)
     system = naming.system_image(vm_name)
@@ -125,8 +132,9 @@ def test_osd_stopped_mid_rollback(services: Services, lab: Lab, vm_name: str, cl
 
 
 def test_state_is_partial_not_hung_when_a_backend_stops(lab: Lab, lab_config: Config) -> None:
-    fast = replace(lab_config, ceph=replace(lab_config.ceph, timeout=3.0),
-                   pacemaker=replace(lab_config.pacemaker, timeout=3.0))
+    fast = replace(
+        lab_config, ceph=replace(lab_config.ceph, timeout=3.0), pacemaker=replace(lab_config.pacemaker, timeout=3.0)
+    )
     reader = StateReader(fast, timeout=6.0)
     try:
         healthy = reader.read()
@@ -157,4 +165,3 @@ def test_state_is_partial_not_hung_when_a_backend_stops(lab: Lab, lab_config: Co
             time.sleep(1)
     finally:
         reader.close()
-

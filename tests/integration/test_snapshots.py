@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.integration.helpers import checksum, cli, cli_json, create_vm, write_pattern
 from vmconsole.config import Config
 from vmconsole.core import naming, snapshots, vms
 from vmconsole.core.errors import ConflictError, LockedError, NotFoundError, ValidationError
 from vmconsole.core.model import VmStatus
 from vmconsole.core.services import Services
 from vmconsole.lab.lab import Lab
-from tests.integration.helpers import checksum, cli, cli_json, create_vm, write_pattern
 
 pytestmark = pytest.mark.lab
 
@@ -22,8 +22,9 @@ def snap(services: Services, vm: str, name: str) -> None:
     services.run(snapshots.plan_snapshot_create(services, vm, name))
 
 
-def test_rollback_restores_both_disks_consistently(services: Services, lab: Lab, vm_name: str,
-                                                   cleanup_vms: list[str]) -> None:
+def test_rollback_restores_both_disks_consistently(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str]
+) -> None:
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name, enable=False, data_disks=1)
     system, data = naming.system_image(vm_name), f"data_{vm_name}_0"
@@ -46,8 +47,9 @@ def test_rollback_restores_both_disks_consistently(services: Services, lab: Lab,
     assert (checksum(services, system), checksum(services, data)) == changed
 
 
-def test_rollback_restores_configuration_and_previous_state(services: Services, lab: Lab, vm_name: str,
-                                                            cleanup_vms: list[str]) -> None:
+def test_rollback_restores_configuration_and_previous_state(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str]
+) -> None:
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name, start=False, priority=3)
     snap(services, vm_name, "before")
@@ -70,8 +72,9 @@ def test_rollback_restores_configuration_and_previous_state(services: Services, 
     assert services.vm(vm_name).status is VmStatus.STARTED
 
 
-def test_rollback_refusals(services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str],
-                           lab_config: Config) -> None:
+def test_rollback_refusals(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str], lab_config: Config
+) -> None:
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name, enable=False, data_disks=1)
     system = naming.system_image(vm_name)
@@ -131,8 +134,9 @@ def test_reads_vm_manager_snapshots(services: Services, lab: Lab, vm_name: str, 
     assert services.vm(vm_name).snapshots == ()
 
 
-def test_protect_and_duplicate_and_bad_names(services: Services, lab: Lab, vm_name: str,
-                                             cleanup_vms: list[str]) -> None:
+def test_protect_and_duplicate_and_bad_names(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str]
+) -> None:
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name, enable=False)
     snap(services, vm_name, "keep")
@@ -152,8 +156,9 @@ def test_protect_and_duplicate_and_bad_names(services: Services, lab: Lab, vm_na
         snapshots.plan_snapshot_create(services, vm_name + "x", "s")
 
 
-def test_every_purge_mode_does_what_its_dry_run_said(services: Services, lab: Lab, vm_name: str,
-                                                     cleanup_vms: list[str], lab_config: Config) -> None:
+def test_every_purge_mode_does_what_its_dry_run_said(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str], lab_config: Config
+) -> None:
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name, enable=False)
     for index in range(6):
@@ -190,8 +195,9 @@ def test_every_purge_mode_does_what_its_dry_run_said(services: Services, lab: La
     assert "local time" in naive.stdout
 
 
-def test_retention_prune(services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str],
-                         lab_config: Config) -> None:
+def test_retention_prune(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str], lab_config: Config
+) -> None:
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name, enable=False)
     for index in range(4):
@@ -206,8 +212,9 @@ def test_retention_prune(services: Services, lab: Lab, vm_name: str, cleanup_vms
     assert vm_name not in snapshots.policies(services)
 
 
-def test_bulk_snapshot_with_one_vm_locked(services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str],
-                                          lab_config: Config) -> None:
+def test_bulk_snapshot_with_one_vm_locked(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str], lab_config: Config
+) -> None:
     names = [vm_name + suffix for suffix in ("a", "b", "c")]
     cleanup_vms += names
     for name in names:
@@ -239,8 +246,9 @@ def test_bulk_snapshot_with_one_vm_locked(services: Services, lab: Lab, vm_name:
     assert services.vm(names[1]).snapshots == ()
 
 
-def test_snapshot_of_a_running_vm_and_cli_list(services: Services, lab: Lab, vm_name: str,
-                                               cleanup_vms: list[str], lab_config: Config) -> None:
+def test_snapshot_of_a_running_vm_and_cli_list(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str], lab_config: Config
+) -> None:
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name)
     result = cli(lab_config, "snapshot", "create", vm_name, "live")

@@ -9,19 +9,29 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.helpers import (
+    checksum,
+    cli,
+    cli_json,
+    create_vm,
+    inject_failure,
+    leftovers,
+    make_spec,
+    write_pattern,
+)
 from vmconsole.config import Config
 from vmconsole.core import naming, vms
 from vmconsole.core.errors import ConflictError, LockedError, NotFoundError, ValidationError, VmConsoleError
 from vmconsole.core.model import VmStatus
 from vmconsole.core.services import Services
 from vmconsole.lab.lab import Lab
-from tests.integration.helpers import checksum, cli, cli_json, create_vm, inject_failure, leftovers, make_spec, write_pattern
 
 pytestmark = pytest.mark.lab
 
 
-def test_create_start_stop_disable_enable_remove(services: Services, lab: Lab, vm_name: str,
-                                                 cleanup_vms: list[str]) -> None:
+def test_create_start_stop_disable_enable_remove(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str]
+) -> None:
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name, data_disks=2, metadata={"role": "test"}, priority=5, stop_timeout="20s")
     vm = services.vm(vm_name)
@@ -32,7 +42,7 @@ def test_create_start_stop_disable_enable_remove(services: Services, lab: Lab, v
     meta = services.rbd.metadata(naming.system_image(vm_name))
     assert meta["vm_name"] == vm_name and meta["_additional_disks"] == "2" and meta["_priority"] == "5"
     assert meta["_stop_timeout"] == "20"
-    assert "<source protocol=\"rbd\" name=\"rbd/data_" in meta["xml"]
+    assert '<source protocol="rbd" name="rbd/data_' in meta["xml"]
     primitive = services.primitives()[vm_name]
     assert primitive.agent == "ocf:seapath:VirtualDomain"
     assert primitive.params["seapath"] == "true"
@@ -67,8 +77,9 @@ def test_disabled_create_and_history(services: Services, lab: Lab, vm_name: str,
 
 
 @pytest.mark.parametrize("step", range(6))
-def test_create_undoes_every_completed_step_on_failure(services: Services, lab: Lab, vm_name: str,
-                                                       cleanup_vms: list[str], step: int) -> None:
+def test_create_undoes_every_completed_step_on_failure(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str], step: int
+) -> None:
     cleanup_vms.append(vm_name)
     task = vms.plan_create(services, make_spec(lab, vm_name, data_disks=1))
     if step >= len(task.steps):
@@ -80,8 +91,9 @@ def test_create_undoes_every_completed_step_on_failure(services: Services, lab: 
     assert history and history[-1]["result"] == "failed"
 
 
-def test_force_replaces_only_after_the_new_vm_is_built(services: Services, lab: Lab, vm_name: str,
-                                                       cleanup_vms: list[str]) -> None:
+def test_force_replaces_only_after_the_new_vm_is_built(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str]
+) -> None:
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name, enable=False, metadata={"generation": "1"})
     old_uuid = services.vm(vm_name).uuid
@@ -102,7 +114,8 @@ def test_force_replaces_only_after_the_new_vm_is_built(services: Services, lab: 
 
 
 def test_deep_clone_is_byte_identical_even_right_after_a_snapshot_removal(
-        services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str]) -> None:
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str]
+) -> None:
     clone = vm_name + "c"
     cleanup_vms += [vm_name, clone]
     create_vm(services, lab, vm_name, enable=False, data_disks=1)
@@ -122,8 +135,11 @@ def test_deep_clone_is_byte_identical_even_right_after_a_snapshot_removal(
 
         def run_clone() -> None:
             try:
-                result["ok"] = services.run(vms.plan_clone(services, vms.CloneSpec(
-                    source=vm_name, name=clone, options=vms.VmOptions(enable=False))))
+                result["ok"] = services.run(
+                    vms.plan_clone(
+                        services, vms.CloneSpec(source=vm_name, name=clone, options=vms.VmOptions(enable=False))
+                    )
+                )
             except Exception as exc:
                 result["error"] = exc
 
@@ -149,8 +165,11 @@ def test_linked_clone_and_flatten(services: Services, lab: Lab, vm_name: str, cl
     write_pattern(services, naming.system_image(vm_name), b"linked")
     expected = checksum(services, naming.system_image(vm_name))
     started = time.monotonic()
-    services.run(vms.plan_clone(services, vms.CloneSpec(source=vm_name, name=clone, linked=True,
-                                                        options=vms.VmOptions(enable=False))))
+    services.run(
+        vms.plan_clone(
+            services, vms.CloneSpec(source=vm_name, name=clone, linked=True, options=vms.VmOptions(enable=False))
+        )
+    )
     assert time.monotonic() - started < 10
     assert checksum(services, naming.system_image(clone)) == expected
     assert services.rbd.children(naming.system_image(vm_name)) != []
@@ -160,8 +179,7 @@ def test_linked_clone_and_flatten(services: Services, lab: Lab, vm_name: str, cl
     assert checksum(services, naming.system_image(clone)) == expected
 
 
-def test_clone_failure_leaves_no_half_clone(services: Services, lab: Lab, vm_name: str,
-                                           cleanup_vms: list[str]) -> None:
+def test_clone_failure_leaves_no_half_clone(services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str]) -> None:
     clone = vm_name + "f"
     cleanup_vms += [vm_name, clone]
     create_vm(services, lab, vm_name, enable=False, data_disks=1)
@@ -190,7 +208,8 @@ def test_metadata_and_reserved_keys(services: Services, lab: Lab, vm_name: str, 
 
 
 def test_two_tasks_on_one_vm_the_second_is_told_who_holds_the_lock(
-        services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str], lab_config: Config) -> None:
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str], lab_config: Config
+) -> None:
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name, enable=False)
     gate = threading.Event()
@@ -225,8 +244,16 @@ def test_two_tasks_on_one_vm_the_second_is_told_who_holds_the_lock(
 
 @pytest.mark.parametrize(
     ("name", "field"),
-    [("", "name"), ("a" * 49, "name"), ("vmé", "name"), ("vm-1", "name"), ("vm 1", "name"), ("xml", "name"),
-     ("1vm", "name"), ("vmconsoletest", "name")],
+    [
+        ("", "name"),
+        ("a" * 49, "name"),
+        ("vmé", "name"),
+        ("vm-1", "name"),
+        ("vm 1", "name"),
+        ("xml", "name"),
+        ("1vm", "name"),
+        ("vmconsoletest", "name"),
+    ],
 )
 def test_bad_names_are_refused_and_change_nothing(services: Services, lab: Lab, name: str, field: str) -> None:
     before = services.rbd.group_names()
@@ -251,8 +278,11 @@ def test_bad_inputs_each_get_a_specific_error(services: Services, lab: Lab, vm_n
         (replace(good, image="/nonexistent.qcow2"), "image", "does not exist"),
         (replace(good, image=str(vmdk)), "image", "vmdk"),
         (replace(good, xml="<domain><name>x"), "xml", "not well-formed"),
-        (replace(good, xml='<!DOCTYPE d [<!ENTITY e SYSTEM "file:///etc/passwd">]><domain>&e;</domain>'), "xml",
-         "entities"),
+        (
+            replace(good, xml='<!DOCTYPE d [<!ENTITY e SYSTEM "file:///etc/passwd">]><domain>&e;</domain>'),
+            "xml",
+            "entities",
+        ),
         (replace(good, xml="<domain type='kvm'><name>x</name></domain>"), "xml", "devices"),
         (replace(good, options=vms.VmOptions(pinned_host="nosuchnode")), "pinned_host", "not a cluster node"),
         (replace(good, options=vms.VmOptions(pacemaker_meta=["a=b"])), "pacemaker_meta", "mapping"),  # type: ignore[arg-type]
@@ -271,8 +301,9 @@ def test_bad_inputs_each_get_a_specific_error(services: Services, lab: Lab, vm_n
     assert after == before
 
 
-def test_existing_vm_without_force_and_uuid_conflicts(services: Services, lab: Lab, vm_name: str,
-                                                     cleanup_vms: list[str]) -> None:
+def test_existing_vm_without_force_and_uuid_conflicts(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str]
+) -> None:
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name, enable=False)
     with pytest.raises(ConflictError, match="already exists"):
@@ -283,8 +314,9 @@ def test_existing_vm_without_force_and_uuid_conflicts(services: Services, lab: L
     assert caught.value.field == "uuid"
 
 
-def test_cli_list_status_and_json(lab_config: Config, services: Services, lab: Lab, vm_name: str,
-                                  cleanup_vms: list[str]) -> None:
+def test_cli_list_status_and_json(
+    lab_config: Config, services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str]
+) -> None:
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name, enable=False, metadata={"k": "v"})
     listing = cli_json(lab_config, "vm", "list")

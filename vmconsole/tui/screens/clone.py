@@ -9,13 +9,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Select, Static
 
 from vmconsole.core.model import VmState, VmStatus
 from vmconsole.core.vms import CloneSpec, VmOptions
 from vmconsole.tui import form_checks, text
 from vmconsole.tui.screens.file_picker import FilePickerScreen
+from vmconsole.tui.screens.form_base import FormScreen
 from vmconsole.tui.widgets.snapshot_pane import timeline
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 NEW_SNAPSHOT = ""
 
 
-class CloneScreen(ModalScreen[CloneSpec | None]):
+class CloneScreen(FormScreen[CloneSpec | None]):
     HELP = """\
 ## Clone a VM
 
@@ -124,7 +124,9 @@ The clone gets a new UUID; nothing changes until **Clone**.
         widget = self.query_one(f"#{widget_id}", Static)
         widget.set_class(error is None, "field-ok")
         widget.set_class(error is not None, "field-error")
-        widget.update(text.plain(error if error is not None else ok))
+        message = error if error is not None else ok
+        widget.update(text.plain(message))
+        widget.display = bool(message)
 
     @on(Button.Pressed, "#browse-xml")
     def browse_xml(self) -> None:

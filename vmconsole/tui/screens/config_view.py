@@ -11,13 +11,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from vmconsole.core import domain_xml
 from vmconsole.core.errors import VmConsoleError
 from vmconsole.tui import text
 from vmconsole.tui.ops import DomainConfig
+from vmconsole.tui.screens.form_base import FormScreen
 
 
 def _literal(xml: str) -> str:
@@ -34,7 +34,7 @@ def diff_lines(config: DomainConfig) -> list[str]:
         return [f"# cannot compare: {exc}"]
 
 
-class ConfigScreen(ModalScreen[None]):
+class ConfigScreen(FormScreen[None]):
     HELP = """\
 ## Domain XML
 
@@ -51,7 +51,7 @@ defines: the RBD disks and the UUID added), both in canonical form. The other ta
     def compose(self) -> ComposeResult:
         config = self.config
         lines = diff_lines(config)
-        with Vertical(classes="form", id="config-form"), TabbedContent(initial="tab-diff"):
+        with Vertical(classes="form fill", id="config-form"), TabbedContent(initial="tab-diff"):
             with TabPane("Diff", id="tab-diff"), VerticalScroll(classes="xml-view"):
                 if lines:
                     yield Static(Syntax(_literal("\n".join(lines)), "diff", theme="ansi_dark", word_wrap=False))

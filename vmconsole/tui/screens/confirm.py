@@ -14,13 +14,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from vmconsole.tui import text
+from vmconsole.tui.screens.form_base import FormScreen
 
 
-class ConfirmModal(ModalScreen[bool]):
+class ConfirmModal(FormScreen[bool]):
     HELP = """\
 ## Confirmation
 

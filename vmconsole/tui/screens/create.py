@@ -8,18 +8,18 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from vmconsole.core.vms import CreateSpec, VmOptions
 from vmconsole.tui import form_checks, text
 from vmconsole.tui.screens.file_picker import FilePickerScreen
+from vmconsole.tui.screens.form_base import FormScreen
 
 if TYPE_CHECKING:
     from vmconsole.tui.app import VmConsoleApp
 
 
-class CreateScreen(ModalScreen[CreateSpec | None]):
+class CreateScreen(FormScreen[CreateSpec | None]):
     HELP = """\
 ## Create a VM
 
@@ -87,7 +87,9 @@ are undone.
         widget = self.query_one(f"#{widget_id}", Static)
         widget.set_class(error is None, "field-ok")
         widget.set_class(error is not None, "field-error")
-        widget.update(text.plain(error if error is not None else ok))
+        message = error if error is not None else ok
+        widget.update(text.plain(message))
+        widget.display = bool(message)
 
     @on(Input.Changed)
     @on(Checkbox.Changed)

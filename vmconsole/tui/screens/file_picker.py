@@ -10,11 +10,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Input, Static
 
+from vmconsole.tui.screens.form_base import FormScreen
 
-class FilePickerScreen(ModalScreen[str | None]):
+
+class FilePickerScreen(FormScreen[str | None]):
     HELP = """\
 ## Pick a file
 
@@ -33,7 +34,7 @@ path in the box and press **enter**.
         self.start = path if path.is_dir() else Path("/")
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="form", id="picker-form"):
+        with Vertical(classes="form fill", id="picker-form"):
             yield Static(Text(str(self.start), style="dim"), id="picker-root")
             yield DirectoryTree(self.start, id="picker-tree")
             yield Input(str(self.start) + "/", id="picker-path")

@@ -8,15 +8,15 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
 from vmconsole.tui import text
+from vmconsole.tui.screens.form_base import FormScreen
 
 RESULT_STYLES = {"ok": "green", "failed": "bold red", "cancelled": "yellow"}
 
 
-class HistoryScreen(ModalScreen[None]):
+class HistoryScreen(FormScreen[None]):
     HELP = """\
 ## History
 
@@ -31,7 +31,7 @@ trail: when it finished, who ran it, what, on which VM, the result and its messa
         self.records = records
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="form", id="history-form"):
+        with Vertical(classes="form fill", id="history-form"):
             yield DataTable(id="history-table", cursor_type="row")
             yield Static(id="history-message", classes="form-note")
         yield Footer()

@@ -9,20 +9,20 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from vmconsole.core import validate, vms
 from vmconsole.core.errors import ValidationError
 from vmconsole.tui import text
 from vmconsole.tui.actions import METADATA_SET
+from vmconsole.tui.screens.form_base import FormScreen
 from vmconsole.tui.task_record import TaskRecord, TaskState
 
 if TYPE_CHECKING:
     from vmconsole.tui.app import VmConsoleApp
 
 
-class MetadataScreen(ModalScreen[None]):
+class MetadataScreen(FormScreen[None]):
     HELP = """\
 ## Metadata
 
@@ -46,7 +46,7 @@ selected key (y/n). Values are shown literally, control characters as `\\xNN`.
         return cast("VmConsoleApp", self.app)
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="form", id="metadata-form"):
+        with Vertical(classes="form fill", id="metadata-form"):
             yield DataTable(id="metadata-table", cursor_type="row")
             with Horizontal(classes="form-row"):
                 yield Label("Key", classes="form-label")

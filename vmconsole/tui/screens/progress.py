@@ -59,12 +59,12 @@ class TaskScreen(ModalScreen[None]):
         bar.remove_children()
         buttons: list[Button] = []
         if record.active:
-            buttons.append(Button("Background (b)", id="background"))
-            buttons.append(Button("Cancel task (ctrl+x)", id="cancel-task", variant="warning"))
+            buttons.append(Button("Background (b)", id="background", compact=True))
+            buttons.append(Button("Cancel task (ctrl+x)", id="cancel-task", variant="warning", compact=True))
         else:
             for follow in record.follow_ups:
                 buttons.append(Button(f"{follow.label} ({follow.key})", id=f"follow-{follow.key}", variant="warning"))
-            buttons.append(Button("Close (esc)", id="close", variant="primary"))
+            buttons.append(Button("Close (esc)", id="close", variant="primary", compact=True))
         bar.mount_all(buttons)
         self.refresh_bindings()
 

@@ -15,7 +15,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, RadioButton, RadioSet, Static
 
 from vmconsole.core import snapshots, validate
@@ -23,6 +22,7 @@ from vmconsole.core.errors import ValidationError
 from vmconsole.core.model import VmState
 from vmconsole.core.snapshots import PurgePlan
 from vmconsole.tui import text
+from vmconsole.tui.screens.form_base import FormScreen
 
 if TYPE_CHECKING:
     from vmconsole.tui.app import VmConsoleApp
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 MODES = ("oldest", "before", "all")
 
 
-class PurgeScreen(ModalScreen[PurgePlan | None]):
+class PurgeScreen(FormScreen[PurgePlan | None]):
     HELP = """\
 ## Purge snapshots
 
@@ -66,7 +66,7 @@ of the last rollback). Type the VM name to unlock **Purge**. Changing the choice
                         yield RadioButton("the N oldest", value=True, id="mode-oldest")
                         yield RadioButton("those before a date", id="mode-before")
                         yield RadioButton("all (except kept ones)", id="mode-all")
-                    with Vertical():
+                    with Vertical(id="purge-choice-inputs"):
                         with Horizontal(classes="form-row"):
                             yield Label("N", classes="form-label")
                             yield Input("1", id="purge-oldest", type="integer")

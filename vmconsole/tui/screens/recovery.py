@@ -9,18 +9,18 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Static
 
 from vmconsole.core import recovery
 from vmconsole.tui import text
 from vmconsole.tui.actions import RECOVERY_UNDO
+from vmconsole.tui.screens.form_base import FormScreen
 
 if TYPE_CHECKING:
     from vmconsole.tui.app import VmConsoleApp
 
 
-class RecoveryScreen(ModalScreen[None]):
+class RecoveryScreen(FormScreen[None]):
     HELP = """\
 ## Incomplete tasks
 
@@ -40,7 +40,7 @@ journal entry without touching the cluster.
         return cast("VmConsoleApp", self.app)
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="form danger", id="recovery-form"):
+        with Vertical(classes="form danger fill", id="recovery-form"):
             yield Static(Text("These tasks stopped half-way; their VMs may hold partial objects.", style="yellow"))
             yield DataTable(id="recovery-table", cursor_type="row")
             yield Static(id="recovery-detail", classes="form-note")

@@ -17,11 +17,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from vmconsole.core.snapshots import RollbackPlan
 from vmconsole.tui import text
+from vmconsole.tui.screens.form_base import FormScreen
 
 
 def impact_table(plan: RollbackPlan, now: datetime) -> Table:
@@ -67,7 +67,7 @@ def impact_table(plan: RollbackPlan, now: datetime) -> Table:
     return table
 
 
-class RollbackImpactScreen(ModalScreen[bool | None]):
+class RollbackImpactScreen(FormScreen[bool | None]):
     HELP = """\
 ## Rollback: impact and confirmation
 

@@ -10,15 +10,15 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Static
 
 from vmconsole.core.model import Snapshot, VmState
 from vmconsole.tui import text
+from vmconsole.tui.screens.form_base import FormScreen
 from vmconsole.tui.widgets.snapshot_pane import NOW_KEY, snapshot_flags, timeline
 
 
-class RollbackPickScreen(ModalScreen[str | None]):
+class RollbackPickScreen(FormScreen[str | None]):
     HELP = """\
 ## Rollback: pick a snapshot
 

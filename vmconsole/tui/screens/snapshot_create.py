@@ -10,16 +10,16 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from vmconsole.core import validate
 from vmconsole.core.errors import ValidationError
 from vmconsole.core.model import VmState, VmStatus
 from vmconsole.tui import text
+from vmconsole.tui.screens.form_base import FormScreen
 
 
-class SnapshotCreateScreen(ModalScreen[tuple[str, bool] | None]):
+class SnapshotCreateScreen(FormScreen[tuple[str, bool] | None]):
     HELP = """\
 ## Take a snapshot
 
@@ -83,6 +83,7 @@ snapshot is consistent. The name: ASCII letters, digits and `- _ . :`.
         if not error and any(s.name == value for s in self.vm.snapshots):
             error = f"{self.vm.name} already has a snapshot named {value}"
         self.query_one("#snap-name-error", Static).update(text.plain(error))
+        self.query_one("#snap-name-error", Static).display = bool(error)
         self.query_one("#ok", Button).disabled = bool(error)
         return None if error else value
 

@@ -10,11 +10,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from vmconsole.core.model import ClusterState, VmState
 from vmconsole.tui import text
+from vmconsole.tui.screens.form_base import FormScreen
 from vmconsole.tui.widgets.snapshot_pane import snapshot_flags, timeline
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def detail_sections(vm: VmState, app: VmConsoleApp) -> list[tuple[str, Any]]:
     return sections
 
 
-class VmDetailScreen(ModalScreen[None]):
+class VmDetailScreen(FormScreen[None]):
     HELP = """\
 ## VM detail
 
@@ -124,7 +124,7 @@ snapshots, user metadata and internal settings. **escape** goes back; **m** meta
         return cast("VmConsoleApp", self.app)
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="form"):
+        with Vertical(classes="form fill"):
             yield VerticalScroll(id="detail-body")
         yield Footer()
 
