@@ -27,8 +27,10 @@ class PacemakerClient:
     def __init__(self, config: PacemakerSection) -> None:
         self.config = config
 
-    def _run(self, argv: Sequence[str], *, check: bool = True, timeout: float | None = None) -> Completed:
-        return run(argv, timeout=timeout or self.config.timeout, backend=BACKEND, check=check)
+    def _run(
+        self, argv: Sequence[str], *, check: bool = True, timeout: float | None = None, input_text: str | None = None
+    ) -> Completed:
+        return run(argv, timeout=timeout or self.config.timeout, backend=BACKEND, check=check, input_text=input_text)
 
     # ------------------------------------------------------------------ reading
     def crm_mon_xml(self) -> str:
@@ -38,13 +40,26 @@ class PacemakerClient:
             return result.stdout  # rc 102 "not connected" comes as XML too: the parser reports it
         raise BackendError(BACKEND, f"crm_mon failed: {result.error_text()}")
 
+    def cib_version(self) -> str:
+        """``admin_epoch.epoch.num_updates`` of the CIB: changes whenever configuration or status does."""
+        from vmconsole.backends import xmlsafe
+
+        text = self._run([self.config.cibadmin, "--query", "--xpath", "/cib", "--no-children"]).stdout
+        root = xmlsafe.parse(text, what="CIB header")
+        return ".".join(root.get(k, "?") for k in ("admin_epoch", "epoch", "num_updates"))
+
     def cib_xml(self) -> str:
         return self._run([self.config.cibadmin, "--query"]).stdout
 
     # ------------------------------------------------------------------ writing
     def modify_configuration(self, xml_text: str) -> None:
         """Create or update elements of the configuration section, all in one CIB transaction."""
-        self._run([self.config.cibadmin, "--modify", "--scope", "configuration", "--xml-text", xml_text])
+        # through stdin: a large change would not fit in an argument list
+        self._run([self.config.cibadmin, "--modify", "--scope", "configuration", "--xml-pipe"], input_text=xml_text)
+
+    def replace_configuration(self, xml_text: str) -> None:
+        """Replace the whole configuration section in one CIB transaction."""
+        self._run([self.config.cibadmin, "--replace", "--scope", "configuration", "--xml-pipe"], input_text=xml_text)
 
     def delete_vm(self, vm: str) -> None:
         """Remove a VM's primitive and every constraint naming it, in one CIB transaction."""

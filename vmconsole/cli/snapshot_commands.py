@@ -217,18 +217,19 @@ def _run_purge(args: argparse.Namespace, svc: Services, plans: list[snapshots.Pu
     if args.dry_run:
         print("(dry run: nothing was changed)")
         return 0
-    status = 0
-    for plan in plans:
-        if not plan.remove:
-            continue
-        status |= common.execute(
-            args,
-            svc,
-            snapshots.plan_purge(svc, plan),
-            confirm_with=plan.vm,
-            warning=f"{len(plan.remove)} snapshot(s) of {plan.vm} will be deleted.",
-        )
-    return status
+    plans = [p for p in plans if p.remove]
+    if not plans:
+        print("nothing to remove")
+        return 0
+    vms = ", ".join(p.vm for p in plans)
+    total = sum(len(p.remove) for p in plans)
+    return common.execute(
+        args,
+        svc,
+        snapshots.plan_purge_many(svc, plans),
+        confirm_with=plans[0].vm if len(plans) == 1 else str(len(plans)),
+        warning=f"{total} snapshot(s) of {vms} will be deleted.",
+    )
 
 
 def cmd_purge(args: argparse.Namespace) -> int:

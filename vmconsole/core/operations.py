@@ -156,16 +156,7 @@ def _replace_primitive_configuration(services: Services, vm: str, settings: VmSe
         if element.get("rsc") == vm or cid.startswith((f"colocation-{vm}-with", f"colocation-strong-{vm}-with")):
             constraints.remove(element)
     constraints.extend(build_constraints(spec))
-    services.pacemaker._run(
-        [
-            services.config.pacemaker.cibadmin,
-            "--replace",
-            "--scope",
-            "configuration",
-            "--xml-text",
-            etree.tostring(configuration, encoding="unicode"),
-        ]
-    )
+    services.pacemaker.replace_configuration(etree.tostring(configuration, encoding="unicode"))
 
 
 def plan_update(services: Services, plan: UpdatePlan) -> Task:
@@ -196,16 +187,7 @@ def plan_update(services: Services, plan: UpdatePlan) -> Task:
 
         def unrewrite(ctx: StepContext) -> None:
             if "xml" in saved_configuration:
-                services.pacemaker._run(
-                    [
-                        services.config.pacemaker.cibadmin,
-                        "--replace",
-                        "--scope",
-                        "configuration",
-                        "--xml-text",
-                        saved_configuration["xml"],
-                    ]
-                )
+                services.pacemaker.replace_configuration(saved_configuration["xml"])
 
         steps.append(Step("rewrite the Pacemaker primitive and constraints", rewrite, unrewrite))
     if plan.restart:

@@ -141,8 +141,12 @@ def _undo(services: Services, vm: str | None, operation: str, data: dict[str, An
         actions.append(f"put the previous {vm} back")
     saved = data.get("disabled_saved")
     # never re-enable a VM that is gone, or one whose disks a partial rollback left inconsistent
-    if saved and vm and vm not in services.primitives() and rbd.group_exists(vm) and not data.get(
-        "rolled_back_partially"
+    if (
+        saved
+        and vm
+        and vm not in services.primitives()
+        and rbd.group_exists(vm)
+        and not data.get("rolled_back_partially")
     ):
         services.pacemaker.modify_configuration(saved)
         if data.get("disabled_was_running"):

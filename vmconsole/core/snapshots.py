@@ -10,6 +10,7 @@ back, protected and removed too.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,7 @@ from vmconsole.core.settings import RESERVED_KEYS, VmSettings
 from vmconsole.core.tasks import Step, StepContext, Task, now_iso, who
 
 ROLLBACK_KEY = "__rollback__"  # in the records object: the last rollback, for --undo
-PARALLEL = 16  # concurrent snapshot creates/removes: the monitor batches their commits
+PARALLEL = 64  # concurrent snapshot creates/removes: the monitor batches their commits
 ROLLBACK_RATE = 200 * 1024**2  # bytes/s assumed when estimating a rollback's duration
 
 
@@ -582,46 +583,86 @@ def purge_plan(
     return PurgePlan(vm, tuple(chosen), tuple(keep), mode, tuple(notes))
 
 
-def _parallel_remove(services: Services, vm: str, snaps: Sequence[Snapshot], ctx: StepContext) -> None:
+def _parallel_remove(services: Services, targets: Sequence[tuple[str, Snapshot]], ctx: StepContext) -> None:
+    """Remove snapshots, the VMs side by side and each VM's one after the other.
+
+    librbd runs the snapshot operations of one image one at a time anyway (competing for it only adds
+    lock hand-overs); across VMs the removals overlap and the monitor batches their commits.
+    """
+    by_vm: dict[str, list[Snapshot]] = {}
+    for vm, snap in targets:
+        by_vm.setdefault(vm, []).append(snap)
     done = 0
     errors: list[str] = []
-    with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="purge") as pool:
-        futures = {pool.submit(_remove_snapshot, services, vm, s): s for s in snaps}
-        for future, snap in futures.items():
+    lock = threading.Lock()
+
+    def remove_all(vm: str, snaps: list[Snapshot]) -> None:
+        nonlocal done
+        for snap in snaps:
             try:
-                future.result()
+                _remove_snapshot(services, vm, snap)
             except VmConsoleError as exc:
-                errors.append(f"{snap.name}: {exc}")
-            done += 1
-            ctx.progress(done, len(snaps), snap.name)
+                with lock:
+                    errors.append(f"{vm}@{snap.name}: {exc}")
+            with lock:
+                done += 1
+                current = done
+            ctx.progress(current, len(targets), f"{vm}@{snap.name}")
+
+    with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="purge") as pool:
+        for future in [pool.submit(remove_all, vm, snaps) for vm, snaps in by_vm.items()]:
+            future.result()
     if errors:
-        raise OperationFailed(f"{len(errors)} of {len(snaps)} snapshot(s) could not be removed: " + "; ".join(errors))
+        raise OperationFailed(f"{len(errors)} of {len(targets)} snapshot(s) could not be removed: " + "; ".join(errors))
 
 
 def plan_purge(services: Services, plan: PurgePlan) -> Task:
-    vm = plan.vm
+    task = plan_purge_many(services, [plan])
+    task.vm = plan.vm
+    task.description = f"purge snapshots of {plan.vm} ({plan.mode})"
+    return task
+
+
+def plan_purge_many(services: Services, plans: Sequence[PurgePlan]) -> Task:
+    """Carry out purge plans (one per VM) in one task, every removal in parallel."""
+    plans = [p for p in plans if p.remove]
+    if not plans:
+        raise ConflictError("nothing to purge")
 
     def run(ctx: StepContext) -> None:
-        # re-check under the lock: the plan the operator saw must still be what happens
-        fresh = services.vm(vm)
-        names = {s.name for s in fresh.snapshots}
-        reasons = _keep_reasons(services, fresh)
-        vanished = [s.name for s in plan.remove if s.name not in names]
-        now_kept = [s.name for s in plan.remove if s.name in reasons]
-        if now_kept:
-            raise ConflictError(f"snapshot(s) {', '.join(now_kept)} became protected since the plan was made")
-        targets = [s for s in plan.remove if s.name in names]
-        _parallel_remove(services, vm, targets, ctx)
-        gone = f" ({len(vanished)} already gone)" if vanished else ""
-        ctx.data["removed"] = [s.name for s in targets]
-        ctx.data["_summary"] = f"purged {len(targets)} snapshot(s) of {vm}{gone}; kept {len(plan.keep)}"
+        targets: list[tuple[str, Snapshot]] = []
+        vanished = 0
+        # re-check under the lock, in one read: the plan the operator saw must still be what happens
+        state = services.reader.read(only={p.vm for p in plans})
+        for plan in plans:
+            fresh = state.vm(plan.vm)
+            if fresh is None:
+                raise NotFoundError(f"{plan.vm} disappeared since the plan was made")
+            names = {s.name for s in fresh.snapshots}
+            reasons = _keep_reasons(services, fresh)
+            now_kept = [s.name for s in plan.remove if s.name in reasons]
+            if now_kept:
+                raise ConflictError(f"snapshot(s) {', '.join(now_kept)} of {plan.vm} became protected since the plan")
+            targets += [(plan.vm, s) for s in plan.remove if s.name in names]
+            vanished += sum(1 for s in plan.remove if s.name not in names)
+        _parallel_remove(services, targets, ctx)
+        ctx.data["removed"] = [f"{vm}@{s.name}" for vm, s in targets]
+        kept = sum(len(p.keep) for p in plans)
+        gone = f" ({vanished} already gone)" if vanished else ""
+        ctx.data["_summary"] = f"purged {len(targets)} snapshot(s) of {len(plans)} VM(s){gone}; kept {kept}"
 
+    total = sum(len(p.remove) for p in plans)
     return Task(
         "snapshot-purge",
-        vm,
-        {"mode": plan.mode, "remove": [s.name for s in plan.remove]},
-        [Step(f"remove {len(plan.remove)} snapshot(s)", run)],
-        description=f"purge snapshots of {vm} ({plan.mode})",
+        None,
+        {
+            "vms": [p.vm for p in plans],
+            "modes": [p.mode for p in plans],
+            "remove": [f"{p.vm}@{s.name}" for p in plans for s in p.remove],
+        },
+        [Step(f"remove {total} snapshot(s)", run)],
+        locks=[p.vm for p in plans],
+        description=f"purge {total} snapshot(s) of {len(plans)} VM(s)",
     )
 
 
@@ -706,21 +747,15 @@ def plan_bulk_snapshot(services: Services, vms: list[str], name: str | None = No
 
     def one(ctx: StepContext, vm: str) -> str:
         with ctx.runner.locked(ctx.task, [vm]):
-            state = services.vm(vm)
-            if any(s.name == snap for s in state.snapshots):
+            # cheap checks only: a bulk run must cost about one monitor commit, not a state read per VM
+            if snap in services.rbd.group_snapshots(vm):
                 raise ConflictError(f"already has a snapshot {snap!r}")
             metadata = services.rbd.metadata(naming.system_image(vm))
             _write_record(
                 services,
                 vm,
                 snap,
-                {
-                    "created": now_iso(),
-                    "by": who(),
-                    "config": _config_of(metadata),
-                    "protected": False,
-                    "status": state.status.value,
-                },
+                {"created": now_iso(), "by": who(), "config": _config_of(metadata), "protected": False},
             )
             try:
                 services.rbd.group_snap_create(vm, snap)

@@ -20,7 +20,7 @@ from typing import Any
 
 from vmconsole.backends import pacemaker_xml
 from vmconsole.backends.pacemaker import PacemakerClient
-from vmconsole.backends.rbd import ImageInfo, RbdSession
+from vmconsole.backends.rbd import ImageInfo, ImageSnapshot, RbdSession
 from vmconsole.config import Config
 from vmconsole.core import naming
 from vmconsole.core.errors import BackendTimeout, VmConsoleError
@@ -59,49 +59,166 @@ def read_snapshot_records(session: RbdSession, vm: str) -> dict[str, dict[str, A
     return records
 
 
-def read_ceph(session: RbdSession, only: set[str] | None = None) -> CephPart:
-    problems: list[str] = []
-    try:
-        status, checks = session.health()
-        health = CephHealth(status, tuple(checks))
-    except VmConsoleError as exc:
-        health = CephHealth("unknown", (str(exc),))
-        problems.append(f"ceph health: {exc}")
-    groups = session.group_names()
-    if only is not None:
-        groups = [g for g in groups if g in only]
+class CephReader:
+    """Reads every VM's disks, metadata and snapshots with a few omap reads per VM.
 
-    def read_vm(vm: str) -> tuple[str, list[str], dict[str, ImageInfo], dict[str, dict[str, Any]]]:
-        members = session.group_images(vm)
-        wanted = sorted({*members, naming.system_image(vm)}, key=lambda i: naming.disk_order(vm, i))
+    A VM costs one read of its group header (members and group snapshots), one read per disk header
+    (metadata, size, snapshot ids) and one of vmconsole's snapshot records. Images are opened only
+    to learn what the headers do not say cheaply (per-image snapshots, timestamps of snapshots made by
+    other tools), and what they learn is cached: a snapshot's timestamp never changes, and an image's
+    per-image snapshot list is reused while its header's snapshot entries stay byte-identical.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._timestamps: dict[tuple[str, int], datetime | None] = {}
+        self._user_snapshots: dict[str, tuple[bytes, tuple[ImageSnapshot, ...]]] = {}
+
+    def read(self, session: RbdSession, only: set[str] | None = None) -> CephPart:
+        problems: list[str] = []
+        try:
+            status, checks = session.health()
+            health = CephHealth(status, tuple(checks))
+        except VmConsoleError as exc:
+            health = CephHealth("unknown", (str(exc),))
+            problems.append(f"ceph health: {exc}")
+        group_ids = session.group_ids()
+        image_ids = session.image_ids()
+        names_by_id = {image_id: name for name, image_id in image_ids.items()}
+        groups = sorted(g for g in group_ids if only is None or g in only)
+        # vmconsole's own temporary groups (a replacement being built) are not VMs
+        groups = [g for g in groups if not g.startswith("vmconsole")]
+
+        def read_vm(vm: str) -> tuple[str, list[str], dict[str, ImageInfo], dict[str, dict[str, Any]]]:
+            records = read_snapshot_records(session, vm)
+            try:
+                members, infos = self._read_vm_fast(session, vm, group_ids[vm], image_ids, names_by_id, records)
+            except ValueError:
+                members, infos = _read_vm_slow(session, vm)
+            return vm, members, infos, records
+
+        members_by_vm: dict[str, list[str]] = {}
+        images: dict[str, ImageInfo] = {}
+        records: dict[str, dict[str, dict[str, Any]]] = {}
+        with ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="read-vm") as pool:
+            for future in [pool.submit(read_vm, vm) for vm in groups]:
+                try:
+                    vm, members, infos, vm_records = future.result()
+                except VmConsoleError as exc:
+                    problems.append(str(exc))
+                    continue
+                members_by_vm[vm] = members
+                images.update(infos)
+                records[vm] = vm_records
+        return CephPart(members_by_vm, images, records, health, tuple(problems))
+
+    def _read_vm_fast(
+        self,
+        session: RbdSession,
+        vm: str,
+        group_id: str,
+        image_ids: dict[str, str],
+        names_by_id: dict[str, str],
+        records: dict[str, dict[str, Any]],
+    ) -> tuple[list[str], dict[str, ImageInfo]]:
+        header = session.group_header(group_id)
+        members = sorted(names_by_id[i] for i in header.members if i in names_by_id)
+        wanted = set(members)
+        if naming.system_image(vm) in image_ids:
+            wanted.add(naming.system_image(vm))
         infos: dict[str, ImageInfo] = {}
-        for image in wanted:
-            try:
-                infos[image] = session.image_info(image)
-            except VmConsoleError:
-                if image in members:
-                    raise
-        return vm, members, infos, read_snapshot_records(session, vm)
+        for image in sorted(wanted, key=lambda i: naming.disk_order(vm, i)):
+            image_id = image_ids[image]
+            disk = session.image_header(image_id)
+            group_snaps: list[ImageSnapshot] = []
+            covered: set[int] = set()
+            for entry in header.snapshots:
+                if not entry.complete:
+                    continue
+                for member_id, snap_id in entry.members:
+                    if member_id != image_id or snap_id not in disk.snapshot_ids:
+                        continue
+                    covered.add(snap_id)
+                    created = _record_time(records.get(entry.name))
+                    if created is None:
+                        created = self._timestamp(session, image, image_id, snap_id)
+                    group_snaps.append(
+                        ImageSnapshot(
+                            snap_id, f".group.{entry.snapshot_id}", "group", disk.size or 0, created, False, entry.name
+                        )
+                    )
+            user_snaps: tuple[ImageSnapshot, ...] = ()
+            if set(disk.snapshot_ids) - covered:
+                user_snaps = self._user(session, image, disk.snapshot_blob)
+            infos[image] = ImageInfo(
+                name=image,
+                image_id=image_id,
+                size=disk.size or 0,
+                metadata=disk.metadata,
+                snapshots=(*group_snaps, *user_snaps),
+                group=vm if image in members else None,
+            )
+        return members, infos
 
-    members_by_vm: dict[str, list[str]] = {}
-    images: dict[str, ImageInfo] = {}
-    records: dict[str, dict[str, dict[str, Any]]] = {}
-    with ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="read-vm") as pool:
-        for future in [pool.submit(read_vm, vm) for vm in groups]:
-            try:
-                vm, members, infos, vm_records = future.result()
-            except VmConsoleError as exc:
-                problems.append(str(exc))
-                continue
-            members_by_vm[vm] = members
-            images.update(infos)
-            records[vm] = vm_records
-    return CephPart(members_by_vm, images, records, health, tuple(problems))
+    def _open(self, session: RbdSession, image: str) -> ImageInfo:
+        info = session.image_info(image)
+        with self._lock:
+            for snap in info.snapshots:
+                self._timestamps[(info.image_id, snap.snap_id)] = snap.created
+        return info
+
+    def _timestamp(self, session: RbdSession, image: str, image_id: str, snap_id: int) -> datetime | None:
+        with self._lock:
+            if (image_id, snap_id) in self._timestamps:
+                return self._timestamps[(image_id, snap_id)]
+        self._open(session, image)
+        with self._lock:
+            return self._timestamps.get((image_id, snap_id))
+
+    def _user(self, session: RbdSession, image: str, blob: bytes) -> tuple[ImageSnapshot, ...]:
+        with self._lock:
+            cached = self._user_snapshots.get(image)
+        if cached is not None and cached[0] == blob:
+            return cached[1]
+        snaps = tuple(s for s in self._open(session, image).snapshots if s.namespace != "group")
+        with self._lock:
+            self._user_snapshots[image] = (blob, snaps)
+        return snaps
+
+
+def _record_time(record: dict[str, Any] | None) -> datetime | None:
+    if not record or not record.get("created"):
+        return None
+    try:
+        return datetime.fromisoformat(str(record["created"]))
+    except ValueError:
+        return None
+
+
+def _read_vm_slow(session: RbdSession, vm: str) -> tuple[list[str], dict[str, ImageInfo]]:
+    """The public-API way (opens every image): used when a header has an unexpected format."""
+    members = session.group_images(vm)
+    wanted = sorted({*members, naming.system_image(vm)}, key=lambda i: naming.disk_order(vm, i))
+    infos: dict[str, ImageInfo] = {}
+    for image in wanted:
+        try:
+            infos[image] = session.image_info(image)
+        except VmConsoleError:
+            if image in members:
+                raise
+    return members, infos
+
+
+def read_ceph(session: RbdSession, only: set[str] | None = None) -> CephPart:
+    return CephReader().read(session, only)
 
 
 def read_pacemaker(client: PacemakerClient) -> PacemakerPart:
-    status = pacemaker_xml.parse_crm_mon(client.crm_mon_xml())
-    cib = client.cib_xml()
+    # the two queries are independent: run them side by side
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cib") as pool:
+        cib_future = pool.submit(client.cib_xml)
+        status = pacemaker_xml.parse_crm_mon(client.crm_mon_xml())
+        cib = cib_future.result()
     return PacemakerPart(status, pacemaker_xml.parse_cib_primitives(cib), pacemaker_xml.parse_cib_cluster_name(cib))
 
 
@@ -219,6 +336,8 @@ class StateReader:
         self._session: RbdSession | None = None
         self._session_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="read")
+        self._ceph_reader = CephReader()
+        self._pacemaker_cache: tuple[str, PacemakerPart] | None = None
 
     def close(self) -> None:
         with self._session_lock:
@@ -239,11 +358,21 @@ class StateReader:
                 self._session.close()
                 self._session = None
 
+    def _read_pacemaker(self) -> PacemakerPart:
+        """crm_mon and the CIB again only when the CIB changed since the last read (its version says)."""
+        version = self.pacemaker.cib_version()
+        cached = self._pacemaker_cache
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        part = read_pacemaker(self.pacemaker)
+        self._pacemaker_cache = (version, part)
+        return part
+
     def read(self, only: set[str] | None = None) -> ClusterState:
         started = time.monotonic()
         problems: list[str] = []
-        ceph_future: Future[CephPart] = self._pool.submit(lambda: read_ceph(self._rbd(), only))
-        pcmk_future: Future[PacemakerPart] = self._pool.submit(read_pacemaker, self.pacemaker)
+        ceph_future: Future[CephPart] = self._pool.submit(lambda: self._ceph_reader.read(self._rbd(), only))
+        pcmk_future: Future[PacemakerPart] = self._pool.submit(self._read_pacemaker)
         deadline = started + self.timeout
 
         def collect(future: Future[Any], what: str, on_error: Callable[[], None] | None = None) -> Any:
