@@ -93,7 +93,7 @@ def test_diagnose_and_cleanup_of_a_failed_vm(
     services.rbd.metadata_set_many(image, {"xml": broken})
     services.run(vms.plan_enable(services, vm_name, start=False))
     services.pacemaker.set_target_role(vm_name, "Started")
-    status, _ = services.wait_status(vm_name, {VmStatus.FAILED}, 120, fail_on=set())
+    services.wait_status(vm_name, {VmStatus.FAILED}, 120, fail_on=set())
     vm = services.vm(vm_name)
     assert vm.failed and vm.last_failure is not None
     assert vm.last_failure.operation == "start"

@@ -21,7 +21,11 @@ pytestmark = [pytest.mark.lab_lifecycle, pytest.mark.timeout(300)]
 def vmconsole(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "vmconsole", *args],
-        capture_output=True, text=True, timeout=240, env={**os.environ, **(env or {})}, check=False,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, **(env or {})},
+        check=False,
     )
 
 
@@ -29,8 +33,7 @@ def host_snapshot() -> dict[str, object]:
     """What the lab may touch on the host, as it is now."""
     return {
         "kvm": os.stat("/dev/kvm").st_mode if os.path.exists("/dev/kvm") else None,
-        "kvm_owner": (os.stat("/dev/kvm").st_uid, os.stat("/dev/kvm").st_gid)
-        if os.path.exists("/dev/kvm") else None,
+        "kvm_owner": (os.stat("/dev/kvm").st_uid, os.stat("/dev/kvm").st_gid) if os.path.exists("/dev/kvm") else None,
         "watched": {d: sorted(os.listdir(d)) for d in WATCHED if os.path.isdir(d)},
         "var_lib_pacemaker": sorted(str(p) for p in Path("/var/lib/pacemaker").rglob("*")),
         "var_lib_corosync": sorted(str(p) for p in Path("/var/lib/corosync").rglob("*")),
@@ -71,6 +74,8 @@ def assert_nothing_left(lab_dir: Path, before: dict[str, object]) -> None:
 @pytest.fixture
 def lab_dir() -> Iterator[Path]:
     shared = Lab(default_dir())
+    if shared.state() is not None and not shared.is_up():
+        shared.down()  # the remains of a lab whose processes were killed: clean them first
     if shared.state() is not None:
         if os.environ.get("CI"):
             pytest.fail(f"a lab is already running in {shared.paths.root}; CI must start clean")
@@ -94,8 +99,7 @@ def test_up_status_down_leaves_nothing(lab_dir: Path) -> None:
     report = json.loads(status.stdout)
     assert report["up"] is True
     components = {c["name"]: c for c in report["components"]}
-    assert set(components) == {"ceph-mon", "ceph-mgr", "ceph-osd", "virtlogd", "libvirtd", "corosync",
-                               "pacemaker"}
+    assert set(components) == {"ceph-mon", "ceph-mgr", "ceph-osd", "virtlogd", "libvirtd", "corosync", "pacemaker"}
     assert all(c["up"] and c["pid"] for c in components.values()), components
     assert components["ceph-mon"]["health"] == "HEALTH_OK"
     assert (lab_dir / "vmconsole.toml").exists()

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 import tui_sample
-from conftest import drive, settle
+from tui_helpers import drive, settle
 
 from vmconsole.core.errors import BackendTimeout
 from vmconsole.core.model import VmStatus
@@ -45,6 +45,12 @@ def test_table_shows_every_vm_with_status_and_node(make_app: Any) -> None:
         assert cell(app, "legacy", "status") == "Failed"
         assert "refreshed 0s ago" in header(app)
         assert "8 VMs" in header(app) and "1 failed" in header(app)
+        # the detail strip follows the cursor and shows the last failure
+        vms.move_to("legacy")
+        await pilot.pause()
+        strip = app.screen.query_one(DetailStrip).render().plain
+        assert "legacy  Failed" in strip and "fail-count INFINITY" in strip
+        assert "last failure: start on hv2: domain legacy: cannot open disk: Permission denied (rc=1)" in strip
 
     drive(app, scenario)
 
@@ -131,8 +137,11 @@ def test_refresh_updates_rows_in_place_and_keeps_the_cursor(make_app: Any, sourc
             original_update(row_key, column_key, value, **kwargs)
 
         vms.update_cell = spy  # type: ignore[method-assign]
-        changed = [replace(vm, status=VmStatus.STOPPED, node=None) if vm.name == "db1" else vm
-                   for vm in source.current.vms if vm.name != "spare1"]
+        changed = [
+            replace(vm, status=VmStatus.STOPPED, node=None) if vm.name == "db1" else vm
+            for vm in source.current.vms
+            if vm.name != "spare1"
+        ]
         changed.append(tui_sample.vm("aaa0", VmStatus.STARTED, "hv3"))  # sorts first: shifts every index
         source.current = replace(source.current, vms=tuple(changed))
         app.refresh_now()
@@ -169,24 +178,16 @@ def test_stale_when_the_read_fails_or_is_partial_then_recovers(make_app: Any, so
     drive(app, scenario)
 
 
-def test_backoff_follows_the_read_time_and_is_capped(make_app: Any) -> None:
+def test_backoff_and_a_read_in_flight_is_never_doubled(make_app: Any, source: tui_sample.Source) -> None:
     app = make_app(refresh=2.0, auto_refresh=False)
 
     async def scenario(pilot: Any) -> None:
         app.last_read_seconds = 1.5
         app._schedule_refresh()
-        assert app.next_delay == 2.0 + 3.0
+        assert app.next_delay == 2.0 + 3.0  # interval + 2 x the last read
         app.last_read_seconds = 40.0
         app._schedule_refresh()
-        assert app.next_delay == 30.0
-
-    drive(app, scenario)
-
-
-def test_a_read_in_flight_is_never_doubled_a_nudge_waits_for_it(make_app: Any, source: tui_sample.Source) -> None:
-    app = make_app()
-
-    async def scenario(pilot: Any) -> None:
+        assert app.next_delay == 30.0  # capped
         calls = source.calls
         app._reading = True  # as if a read were in flight
         app.refresh_now()
@@ -195,19 +196,6 @@ def test_a_read_in_flight_is_never_doubled_a_nudge_waits_for_it(make_app: Any, s
         app._schedule_refresh()  # the read in flight ends: the nudge reads again at once
         await settle(pilot, app)
         assert source.calls == calls + 1 and not app._nudge
-
-    drive(app, scenario)
-
-
-def test_detail_strip_follows_the_cursor_and_shows_the_last_failure(make_app: Any) -> None:
-    app = make_app()
-
-    async def scenario(pilot: Any) -> None:
-        table(app).move_to("legacy")
-        await pilot.pause()
-        strip = app.screen.query_one(DetailStrip).render().plain
-        assert "legacy  Failed" in strip and "fail-count INFINITY" in strip
-        assert "last failure: start on hv2: domain legacy: cannot open disk: Permission denied (rc=1)" in strip
 
     drive(app, scenario)
 
@@ -229,8 +217,9 @@ def test_read_only_refuses_every_mutating_action_and_says_why(make_app: Any, fak
         await pilot.pause()
         assert not app.tasks and fake_services.ran == []
         messages = [n.message for n in app._notifications]
+        assert len([m for m in messages if " is disabled: read-only mode" in m]) == 12  # every key, and perform
         assert any("Start is disabled: read-only mode" in m for m in messages)
-        assert any("Stop is disabled" in m for m in messages)
+        assert any("Rollback is disabled: read-only mode" in m for m in messages)
 
     drive(app, scenario)
 
@@ -264,22 +253,14 @@ def test_confirmation_defaults_to_no(make_app: Any, fake_services: Any) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, MainScreen) and not app.tasks
-
-    drive(app, scenario)
-
-
-def test_snapshot_pane_delete_on_now_never_removes_the_vm(make_app: Any, fake_services: Any) -> None:
-    app = make_app(services=fake_services)
-
-    async def scenario(pilot: Any) -> None:
+        # delete on the snapshot pane's NOW row never reaches the table's "remove VM"
         table(app).move_to("db1")
-        await pilot.pause()
-        await pilot.press("tab")  # the snapshot pane, cursor on NOW
+        await pilot.press("tab")
         await pilot.pause()
         assert app.screen.focused is not None and app.screen.focused.id == "snapshots"
         await pilot.press("delete")
         await pilot.pause()
-        assert isinstance(app.screen, MainScreen)  # no "remove VM" modal
+        assert isinstance(app.screen, MainScreen)
         assert any("Select a snapshot row first" in n.message for n in app._notifications)
 
     drive(app, scenario)

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from vmconsole.config import Config, ConsoleSection
 from vmconsole.core.model import (
@@ -20,6 +21,10 @@ from vmconsole.core.model import (
     VmState,
     VmStatus,
 )
+
+if TYPE_CHECKING:
+    from vmconsole.core.snapshots import PurgePlan, RollbackPlan
+    from vmconsole.tui.task_record import TaskRecord
 
 NOW = datetime(2026, 5, 4, 12, 0, 0, tzinfo=UTC)
 MiB = 1024 * 1024
@@ -185,8 +190,16 @@ class FakeServices:
         pass
 
 
-def fake_task(operation: str, vm: str | None, steps: int = 2, *, total: int = 0, fail_at: int | None = None,
-              summary: str = "", gate: object = None) -> object:
+def fake_task(
+    operation: str,
+    vm: str | None,
+    steps: int = 2,
+    *,
+    total: int = 0,
+    fail_at: int | None = None,
+    summary: str = "",
+    gate: object = None,
+) -> object:
     """A task of ``steps`` steps; with ``total`` each step reports byte progress; ``gate`` (an Event)
     holds the first step until set, so a test can look at a running task."""
     import threading
@@ -211,3 +224,70 @@ def fake_task(operation: str, vm: str | None, steps: int = 2, *, total: int = 0,
         return Step(f"step {index + 1} of {operation}", run, lambda ctx: None)
 
     return Task(operation, vm, {}, [make(i) for i in range(steps)], description=f"{operation} {vm}")
+
+
+# ---------------------------------------------------------------------------------------------- plans and tasks
+def rollback_plan() -> RollbackPlan:
+    from vmconsole.core.snapshots import RollbackPlan
+
+    snapshot = db1_snapshots()[1]
+    return RollbackPlan(
+        vm="db1",
+        snapshot=snapshot,
+        status=VmStatus.STARTED,
+        node="hv1",
+        enabled=True,
+        will_stop=True,
+        restart_after=True,
+        written_since=48 * MiB,
+        expected_downtime=27.0,
+        safety_snapshot="safety-20260504-120000",
+        restores_config=True,
+        warnings=("the snapshot predates the last change of the domain XML",),
+    )
+
+
+def purge_plan() -> PurgePlan:
+    from vmconsole.core.snapshots import PurgePlan
+
+    snaps = db1_snapshots()
+    return PurgePlan(vm="db1", remove=(snaps[1], snaps[2]), keep=((snaps[0], "protected"),), mode="oldest 2")
+
+
+def clone_record() -> TaskRecord:
+    """A deep clone half-way through its copy: steps, percent, throughput, ETA and log."""
+    from vmconsole.core.tasks import ProgressEvent
+    from vmconsole.tui.task_record import TaskRecord
+
+    record = TaskRecord("clone db1 → db2", "db2", NOW)
+    steps = (
+        "create RBD group db2",
+        "wait for snapshot trimming",
+        "copy system_db1 → system_db2",
+        "copy data_db1_0 → data_db2_0",
+        "write the clone's configuration",
+        "enable db2 in the cluster",
+    )
+    when = NOW
+    base = {"task_id": "3f9c2a7d1e04", "operation": "clone", "vm": "db2", "step_count": len(steps), "steps": steps}
+    events = [
+        ProgressEvent(kind="start", message="clone db1 as db2", **base),  # type: ignore[arg-type]
+        ProgressEvent(kind="step", step_index=0, step_name=steps[0], percent=0.0, **base),  # type: ignore[arg-type]
+        ProgressEvent(kind="step", step_index=1, step_name=steps[1], percent=2.3, **base),  # type: ignore[arg-type]
+        ProgressEvent(kind="log", step_index=1, message="no snapshot is being trimmed", **base),  # type: ignore[arg-type]
+        ProgressEvent(kind="step", step_index=2, step_name=steps[2], percent=4.5, **base),  # type: ignore[arg-type]
+        ProgressEvent(
+            kind="progress",
+            step_index=2,
+            step_name=steps[2],
+            percent=27.5,
+            done=80 * MiB,
+            total=128 * MiB,
+            rate=95 * MiB,
+            eta=4.0,
+            **base,
+        ),  # type: ignore[arg-type]
+    ]
+    for event in events:
+        record.apply(event, when)
+    return record

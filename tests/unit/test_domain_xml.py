@@ -136,8 +136,7 @@ def test_check_base_xml_refuses_bad_shapes(text: str, fragment: str) -> None:
         "<disk type='file' device='disk'><source file='/x.qcow2'/><target dev='vda' bus='virtio'/></disk>",
         # No device attribute: libvirt's default kind is a disk.
         "<disk type='file'><source file='/x.qcow2'/><target dev='vda' bus='virtio'/></disk>",
-        "<disk type='network' device='disk'><source protocol='rbd' name='rbd/system_old'/>"
-        "<target dev='vda'/></disk>",
+        "<disk type='network' device='disk'><source protocol='rbd' name='rbd/system_old'/><target dev='vda'/></disk>",
     ],
 )
 def test_check_base_xml_refuses_its_own_disks(disk: str) -> None:
@@ -165,9 +164,7 @@ def test_generated_xml_is_not_a_valid_base() -> None:
         lambda text: build(text),
     ],
 )
-def test_entities_and_external_references_are_never_resolved(
-    hostile: str, reader: Callable[[str], object]
-) -> None:
+def test_entities_and_external_references_are_never_resolved(hostile: str, reader: Callable[[str], object]) -> None:
     started = time.perf_counter()
     error = refused(lambda: reader(hostile), "xml", "DOCTYPE")
     assert "root:" not in str(error)  # nothing of /etc/passwd

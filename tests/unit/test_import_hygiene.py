@@ -8,10 +8,19 @@ import sys
 import pytest
 
 CORE_MODULES = [
-    "vmconsole.core.services", "vmconsole.core.vms", "vmconsole.core.snapshots", "vmconsole.core.state",
-    "vmconsole.core.tasks", "vmconsole.core.recovery", "vmconsole.core.model", "vmconsole.core.validate",
-    "vmconsole.backends.rbd", "vmconsole.backends.pacemaker", "vmconsole.backends.libvirt",
-    "vmconsole.backends.qemu_img", "vmconsole.config",
+    "vmconsole.core.services",
+    "vmconsole.core.vms",
+    "vmconsole.core.snapshots",
+    "vmconsole.core.state",
+    "vmconsole.core.tasks",
+    "vmconsole.core.recovery",
+    "vmconsole.core.model",
+    "vmconsole.core.validate",
+    "vmconsole.backends.rbd",
+    "vmconsole.backends.pacemaker",
+    "vmconsole.backends.libvirt",
+    "vmconsole.backends.qemu_img",
+    "vmconsole.config",
 ]
 
 

@@ -141,9 +141,7 @@ def test_unique_clone_instances_merge_under_the_base_id() -> None:
     )
     text = wrap(
         '<resources><clone id="web-clone" multi_state="false" unique="true" managed="true" disabled="false">'
-        + resource.format(
-            i=0, role="Started", active="true", failed="false", n=1, node='<node name="n1" id="1"/>'
-        )
+        + resource.format(i=0, role="Started", active="true", failed="false", n=1, node='<node name="n1" id="1"/>')
         + resource.format(i=1, role="Stopped", active="false", failed="true", n=0, node="")
         + "</clone></resources>"
     )
@@ -206,9 +204,7 @@ def test_failed_start_has_fail_count_infinity() -> None:
     vm5 = crm_mon("failed-start").resources["vm5"]
     assert (vm5.role, vm5.target_role, vm5.active, vm5.failed) == ("Stopped", "Started", False, False)
     assert vm5.fail_count == INFINITY
-    assert [f.summary() for f in vm5.failures] == [
-        "start on node1: Failed to start virtual domain vm5. (rc=1)"
-    ]
+    assert [f.summary() for f in vm5.failures] == ["start on node1: Failed to start virtual domain vm5. (rc=1)"]
 
 
 def test_failure_of_a_task_with_underscore_maps_to_its_resource() -> None:

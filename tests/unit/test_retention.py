@@ -11,8 +11,7 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def history(hours: list[int]) -> list[Snapshot]:
-    return [Snapshot(name=f"s{h}", kind="group", created=NOW - timedelta(hours=h), disks=("system_vm",))
-            for h in hours]
+    return [Snapshot(name=f"s{h}", kind="group", created=NOW - timedelta(hours=h), disks=("system_vm",)) for h in hours]
 
 
 def test_keep_last_n() -> None:

@@ -8,12 +8,23 @@ from vmconsole.core.errors import ValidationError
 from vmconsole.core.settings import Colocation, VmSettings, user_metadata
 
 VM_MANAGER_METADATA = {
-    "vm_name": "vm1", "xml": "<domain/>", "_base_xml": "<domain/>",
-    "_live_migration": "true", "_migration_user": "libvirtadmin", "_stop_timeout": "60",
-    "_migrate_to_timeout": "180", "_migration_downtime": "300", "_preferred_host": "hv2",
-    "_crm_config_cmd": "location x vm1 100: hv1\nlocation y vm1 50: hv2", "_priority": "10",
-    "_disk_bus": "virtio", "_pacemaker_meta": '{"failure-timeout": "60"}', "_pacemaker_params": '{"a": "b"}',
-    "_pacemaker_utilization": '{"cpu": "2"}', "_additional_disks": "2", "role": "db",
+    "vm_name": "vm1",
+    "xml": "<domain/>",
+    "_base_xml": "<domain/>",
+    "_live_migration": "true",
+    "_migration_user": "libvirtadmin",
+    "_stop_timeout": "60",
+    "_migrate_to_timeout": "180",
+    "_migration_downtime": "300",
+    "_preferred_host": "hv2",
+    "_crm_config_cmd": "location x vm1 100: hv1\nlocation y vm1 50: hv2",
+    "_priority": "10",
+    "_disk_bus": "virtio",
+    "_pacemaker_meta": '{"failure-timeout": "60"}',
+    "_pacemaker_params": '{"a": "b"}',
+    "_pacemaker_utilization": '{"cpu": "2"}',
+    "_additional_disks": "2",
+    "role": "db",
 }
 
 
@@ -42,8 +53,10 @@ def test_colocations_are_persisted() -> None:
     assert VmSettings.from_metadata(s.to_metadata()).colocations == s.colocations
 
 
-@pytest.mark.parametrize(("key", "value"), [("_pacemaker_meta", "[1]"), ("_pacemaker_params", "{"),
-                                            ("_additional_disks", "-1"), ("_additional_disks", "x")])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("_pacemaker_meta", "[1]"), ("_pacemaker_params", "{"), ("_additional_disks", "-1"), ("_additional_disks", "x")],
+)
 def test_a_malformed_setting_is_reported_with_its_key(key: str, value: str) -> None:
     with pytest.raises(ValidationError) as caught:
         VmSettings.from_metadata({key: value})

@@ -41,9 +41,7 @@ def observed(scenario: str, vm: str) -> tuple[PrimitiveConfig | None, ResourceSt
         ("orphaned", "vm3", VmStatus.STOPPING, "node3"),  # primitive deleted, cluster stops it
     ],
 )
-def test_status_of_each_recorded_situation(
-    scenario: str, vm: str, status: VmStatus, node: str | None
-) -> None:
+def test_status_of_each_recorded_situation(scenario: str, vm: str, status: VmStatus, node: str | None) -> None:
     primitive, resource = observed(scenario, vm)
     assert derive_status_and_node(True, primitive, resource) == (status, node)
     assert derive_status(True, primitive, resource) is status

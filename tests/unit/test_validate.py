@@ -131,9 +131,7 @@ def test_metadata_value_refused() -> None:
 # --- snapshots -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name", ["snap-20261126-030000", "2026-11-26T03:00:00", "before_upgrade.v2", "s", "a" * 64]
-)
+@pytest.mark.parametrize("name", ["snap-20261126-030000", "2026-11-26T03:00:00", "before_upgrade.v2", "s", "a" * 64])
 def test_snapshot_name_accepts(name: str) -> None:
     assert validate.snapshot_name(name) == name
 
@@ -161,9 +159,7 @@ def test_snapshot_name_refused(name: str, fragments: tuple[str, ...]) -> None:
 
 
 def test_default_snapshot_name_is_utc_and_valid() -> None:
-    assert (
-        validate.default_snapshot_name(datetime(2026, 11, 26, 3, 0, 0, tzinfo=UTC)) == "snap-20261126-030000"
-    )
+    assert validate.default_snapshot_name(datetime(2026, 11, 26, 3, 0, 0, tzinfo=UTC)) == "snap-20261126-030000"
     paris_winter = timezone(timedelta(hours=1))
     name = validate.default_snapshot_name(datetime(2026, 11, 26, 4, 0, 0, tzinfo=paris_winter))
     assert name == "snap-20261126-030000"
@@ -180,9 +176,7 @@ def test_default_snapshot_name_refuses_naive() -> None:
 
 def test_node_name() -> None:
     assert validate.node_name("hv1", ["hv1", "hv2"]) == "hv1"
-    refused(
-        lambda: validate.node_name("hv9", ["hv2", "hv1", "hv1"]), "node", "'hv9'", "known nodes: hv1, hv2"
-    )
+    refused(lambda: validate.node_name("hv9", ["hv2", "hv1", "hv1"]), "node", "'hv9'", "known nodes: hv1, hv2")
     refused(lambda: validate.node_name("HV1", ["hv1"]), "node", "known nodes: hv1")
     refused(lambda: validate.node_name("hv1", []), "node", "no node is known")
     refused(lambda: validate.node_name("", ["hv1"]), "node", "empty")
@@ -229,9 +223,7 @@ def test_pacemaker_options_not_a_mapping(value: object) -> None:
         ({"target-role": "Started"}, "meta", ("set by vmconsole",)),
     ],
 )
-def test_pacemaker_options_refused(
-    options: dict[object, object], field: str, fragments: tuple[str, ...]
-) -> None:
+def test_pacemaker_options_refused(options: dict[object, object], field: str, fragments: tuple[str, ...]) -> None:
     refused(
         lambda: validate.pacemaker_options(options, "meta", reserved={"target-role", "is-managed"}),
         field,
@@ -387,12 +379,8 @@ def test_not_in_future() -> None:
     past = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
     assert validate.not_in_future(past, now) == past
     assert validate.not_in_future(now, now) == now
-    refused(
-        lambda: validate.not_in_future(now + timedelta(days=2), now), "before", "in the future", "by 2 days"
-    )
-    refused(
-        lambda: validate.not_in_future(now + timedelta(seconds=30), now, field="date"), "date", "30 seconds"
-    )
+    refused(lambda: validate.not_in_future(now + timedelta(days=2), now), "before", "in the future", "by 2 days")
+    refused(lambda: validate.not_in_future(now + timedelta(seconds=30), now, field="date"), "date", "30 seconds")
     # Default "now" is the real clock.
     refused(lambda: validate.not_in_future(datetime.now(UTC) + timedelta(hours=3)), "before", "in the future")
 

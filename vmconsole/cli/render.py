@@ -58,7 +58,9 @@ def vm_detail(vm: VmState) -> list[str]:
     if vm.last_failure:
         lines.append(f"failure:    {safe(vm.last_failure.summary())}")
     lines.append("disks:")
-    lines += [f"  {safe(d.image)}  {humanize.naturalsize(d.size, binary=True)}" for d in vm.disks]
+    for d in vm.disks:
+        used = f", {humanize.naturalsize(d.used, binary=True)} used" if d.used is not None else ""
+        lines.append(f"  {safe(d.image)}  {humanize.naturalsize(d.size, binary=True)}{used}")
     lines.append(f"snapshots:  {len(vm.snapshots)}")
     for snap in vm.snapshots:
         flags = [snap.kind]

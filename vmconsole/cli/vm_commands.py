@@ -317,7 +317,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     svc = common.services(args)
     try:
-        vm = svc.vm(args.name)
+        vm = svc.vm(args.name, with_usage=True)
     finally:
         svc.close()
     if args.json:

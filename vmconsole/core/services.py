@@ -68,11 +68,19 @@ class Services:
     def primitives(self) -> dict[str, PrimitiveConfig]:
         return pacemaker_xml.parse_cib_primitives(self.pacemaker.cib_xml())
 
-    def vm(self, name: str) -> VmState:
-        """One VM, read fresh (Ceph and Pacemaker); NotFoundError when it does not exist."""
+    def vm(self, name: str, *, with_usage: bool = False) -> VmState:
+        """One VM, read fresh (Ceph and Pacemaker); NotFoundError when it does not exist.
+
+        ``with_usage`` also measures the bytes allocated on each disk (an object-map walk per disk:
+        cheap for one VM, not for a whole table).
+        """
         ceph = read_ceph(self.rbd, only={name})
         pcmk = read_pacemaker(self.pacemaker)
         state = build_vm(name, ceph, pcmk)
+        if with_usage and state.disks:
+            from dataclasses import replace
+
+            state = replace(state, disks=tuple(replace(d, used=self.rbd.disk_usage(d.image)) for d in state.disks))
         if state.status is VmStatus.UNDEFINED and not state.enabled:
             raise NotFoundError(
                 f"no VM named {name!r} (no RBD group {name!r} in pool {self.config.ceph.pool!r})", field="name"

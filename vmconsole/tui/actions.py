@@ -74,3 +74,14 @@ BY_NAME[SNAPSHOT_REMOVE.name] = SNAPSHOT_REMOVE
 BY_NAME[SNAPSHOT_PROTECT.name] = SNAPSHOT_PROTECT
 METADATA_SET = ActionSpec("metadata-set", "", "Set metadata", "Set or remove a metadata key", True)
 RECOVERY_UNDO = ActionSpec("recovery-undo", "", "Undo task", "Undo an incomplete task's completed steps", True)
+
+# Offered on a finished task (undo after a rollback, force after a stop that did not finish); also
+# ``:rollback-undo vm`` / ``:force-stop vm``. Gated like every mutating action.
+FOLLOW_UPS: tuple[ActionSpec, ...] = (
+    ActionSpec(
+        "rollback-undo", "", "Undo rollback", "Undo the last rollback of the VM (back to its safety snapshot)", True
+    ),
+    ActionSpec("force-stop", "", "Force stop", "Stop the VM, forcing it off if it does not stop in time", True),
+)
+for _spec in FOLLOW_UPS:
+    BY_NAME[_spec.name] = _spec

@@ -13,26 +13,29 @@ How it is put together (see ``/work/shared/design.md``):
 
 from __future__ import annotations
 
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 from rich.text import Text
+from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.command import Provider
 from textual.css.query import NoMatches
 from textual.signal import Signal
 from textual.timer import Timer
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from vmconsole.config import Config
-from vmconsole.core import snapshots, vms
+from vmconsole.core import operations, snapshots, vms
 from vmconsole.core.errors import Cancelled, VmConsoleError
-from vmconsole.core.model import ClusterState, VmState, VmStatus
+from vmconsole.core.model import ClusterState, VmState
 from vmconsole.core.services import Services
 from vmconsole.core.snapshots import PurgePlan, RollbackPlan
 from vmconsole.core.tasks import ProgressEvent, Task, TaskResult
@@ -48,14 +51,37 @@ from vmconsole.tui.screens.progress import TaskScreen
 from vmconsole.tui.screens.tasks import TaskListScreen
 from vmconsole.tui.task_record import FollowUp, TaskRecord, TaskState
 
+T = TypeVar("T")
 MAX_INTERVAL = 30.0  # the refresh backoff never waits longer than this
 Planner = Callable[[Services], Task]
 
-# Actions that only follow another one (offered on a finished task); gated like the others.
-HIDDEN_ACTIONS = {
-    "rollback-undo": ActionSpec("rollback-undo", "", "Undo rollback", "Undo the last rollback of the VM", True),
-    "force-stop": ActionSpec("force-stop", "", "Force stop", "Stop the VM, forcing it off if needed", True),
-}
+
+def abandonable(work: Callable[[], T]) -> T:
+    """Run ``work`` in a daemon thread and wait for it, unless the worker is cancelled first.
+
+    Thread workers do not stop by themselves (textual #3966): a read stuck on a sick cluster would
+    hold the executor, and so the console's exit, until the backend's timeout. Here the worker
+    returns as soon as it is cancelled (the app quits) and the daemon thread is abandoned.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["result"] = work()
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="vmconsole-call", daemon=True).start()
+    worker = get_current_worker()
+    while not done.wait(0.05):
+        if worker.is_cancelled:
+            raise Cancelled("abandoned: the console is closing")
+    if "error" in box:
+        raise box["error"]
+    return cast(T, box["result"])
 
 
 @dataclass
@@ -94,6 +120,7 @@ class VmConsoleApp(App[int]):
         super().__init__()
         self.config = config
         self._services = services
+        self._own_services = services is None
         self._state_source = state_source
         self._clock = clock or (lambda: datetime.now(UTC))
         self._keymap = dict(keymap or {})
@@ -148,7 +175,7 @@ class VmConsoleApp(App[int]):
         self.refresh_now()
 
     def on_unmount(self) -> None:
-        if self._services is not None:
+        if self._services is not None and self._own_services:
             self._services.close()
 
     def _main_screen(self) -> MainScreen | None:
@@ -174,21 +201,12 @@ class VmConsoleApp(App[int]):
         self._reading = True
         self._refresh_worker()
 
-    def _refresh_worker(self) -> Worker[ClusterState]:
-        return self.run_worker(
-            self._timed_read,
-            name="refresh",
-            group="refresh",
-            thread=True,
-            exclusive=True,
-            exit_on_error=False,
-            description="read the cluster state",
-        )
-
-    def _timed_read(self) -> ClusterState:
+    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False, description="read the cluster state")
+    def _refresh_worker(self) -> ClusterState:
+        """Read the state; the result (or the error) comes back through ``on_worker_state_changed``."""
         started = time.monotonic()
         try:
-            return self._read()
+            return abandonable(self._read)
         finally:
             self.last_read_seconds = time.monotonic() - started
 
@@ -250,7 +268,14 @@ class VmConsoleApp(App[int]):
         self._call_ids += 1
         name = f"call:{self._call_ids}"
         self._calls[name] = _Call(on_result, on_error)
-        self.run_worker(work, name=name, group="call", thread=True, exit_on_error=False, description=description)
+        self.run_worker(
+            partial(abandonable, work),
+            name=name,
+            group="call",
+            thread=True,
+            exit_on_error=False,
+            description=description,
+        )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -400,7 +425,7 @@ class VmConsoleApp(App[int]):
     # ------------------------------------------------------------------------------------ perform
     def perform(self, action: str, vm: str | None = None, *, snapshot: str | None = None) -> None:
         """Run one action by name (keys, palette and ``:`` all come here)."""
-        spec = BY_NAME.get(action) or HIDDEN_ACTIONS.get(action)
+        spec = BY_NAME.get(action)
         if spec is None:
             self.notify(text.safe(f"unknown action {action!r}"), severity="error", markup=False)
             return
@@ -536,21 +561,20 @@ class VmConsoleApp(App[int]):
         )
 
     def _do_console(self, vm: VmState) -> None:
-        if vm.status is not VmStatus.STARTED:
-            self.notify(
-                text.safe(f"{vm.name} is {vm.status.value}: there is no console to attach to."),
-                severity="warning",
-                markup=False,
-            )
-            return
-        argv = ops.console_argv(self.config, vm.name, vm.node)
+        name = vm.name
+        self.call_in_thread(
+            lambda: operations.console_argv(self.services, name),
+            partial(self.attach_console, name),
+            f"find the console of {name}",
+        )
+
+    def attach_console(self, vm: str, argv: list[str]) -> None:
+        """Hand the terminal to ``virsh console`` (an argv, never a shell), then take it back."""
         try:
             with self.suspend():
-                import subprocess
-
-                print(f"Attaching to the console of {text.safe(vm.name)}; leave with ctrl+]", flush=True)
+                print(f"Attaching to the console of {text.safe(vm)}; leave with ctrl+]", flush=True)
                 subprocess.run(argv, check=False)
-        except Exception as exc:
+        except Exception as exc:  # SuspendNotSupported, OSError: reported, never fatal
             self.show_error(VmConsoleError(f"cannot attach to the console: {exc}", hint=" ".join(argv)))
         self.refresh()
 

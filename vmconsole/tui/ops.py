@@ -5,11 +5,9 @@ Every function here runs in a thread worker (it may block on the cluster) and on
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from typing import Any
 
-from vmconsole.config import Config
 from vmconsole.core import naming
 from vmconsole.core.services import Services
 
@@ -28,12 +26,3 @@ def read_domain_config(services: Services, vm: str) -> DomainConfig:
 
 def read_history(services: Services) -> list[dict[str, Any]]:
     return services.runner().history()
-
-
-def console_argv(config: Config, vm: str, node: str | None) -> list[str]:
-    """``virsh console`` for the VM, through SSH to its node when it runs on another host."""
-    uri = config.libvirt.uri
-    here = {socket.gethostname(), socket.gethostname().split(".")[0], "localhost"}
-    if node and node not in here and config.lab_dir is None:
-        uri = f"qemu+ssh://{config.console.ssh_user}@{node}/system"
-    return ["virsh", "-c", uri, "console", vm]

@@ -37,8 +37,14 @@ def safe(value: object) -> str:
 
 
 def plain(value: object, style: str = "") -> Text:
-    """A literal ``Text``: no markup is parsed, control characters are made visible."""
-    return Text(safe(value), style=style, end="")
+    """A literal ``Text``: no markup is parsed, control characters are made visible.
+
+    The style covers this text only (a span), so what is appended later does not inherit it.
+    """
+    result = Text(safe(value), end="")
+    if style:
+        result.stylize(style)
+    return result
 
 
 def join(parts: Iterable[Text | str], separator: str = "") -> Text:

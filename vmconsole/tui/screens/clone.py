@@ -50,8 +50,9 @@ The clone gets a new UUID; nothing changes until **Clone**.
 
     def compose(self) -> ComposeResult:
         src = self.source
-        options: list[tuple[str, str]] = [("a new snapshot, taken now", NEW_SNAPSHOT)]
-        options += [(text.safe(s.name), s.name) for s in reversed(timeline(src.snapshots))]
+        # prompts as Text: a snapshot name is cluster data, never markup
+        options: list[tuple[Text, str]] = [(Text("a new snapshot, taken now"), NEW_SNAPSHOT)]
+        options += [(text.plain(s.name), s.name) for s in reversed(timeline(src.snapshots))]
         with Vertical(classes="form", id="clone-form"):
             with VerticalScroll(classes="form-body"):
                 intro = Text.assemble("Source ", text.plain(src.name, "bold"), " (", text.status_text(src))

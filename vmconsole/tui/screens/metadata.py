@@ -96,8 +96,15 @@ selected key (y/n). Values are shown literally, control characters as `\\xNN`.
     def row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         key = event.row_key.value or ""
         if key in self.values:
+            value = self.values[key]
             self.query_one("#meta-key", Input).value = key
-            self.query_one("#meta-value", Input).value = self.values[key]
+            # an editable Input would send control characters to the terminal as they are
+            self.query_one("#meta-value", Input).value = value if value.isprintable() else ""
+            if not value.isprintable():
+                error = self.query_one("#meta-error", Static)
+                error.update(
+                    Text("this value holds control characters (shown escaped above): set a new one", style="yellow")
+                )
 
     @on(Input.Changed, "#meta-key")
     def key_changed(self, event: Input.Changed) -> None:

@@ -78,7 +78,8 @@ of the last rollback). Type the VM name to unlock **Purge**. Changing the choice
                 yield Static(Text("Nothing is removed before you confirm below.", style="dim"), id="purge-summary")
                 yield DataTable(id="purge-list", cursor_type="row", classes="list-table")
                 yield Label(
-                    Text.assemble("Type ", text.plain(self.vm.name, "bold reverse"), " (the VM name) to confirm:")
+                    Text.assemble("Type ", text.plain(self.vm.name, "bold reverse"), " (the VM name) to confirm:"),
+                    classes="typed-label",
                 )
                 yield Input(placeholder=text.safe(self.vm.name), id="typed")
             with Horizontal(classes="form-buttons"):

@@ -90,15 +90,18 @@ rollback"). Type the VM name to unlock **Roll back**; **escape** cancels, nothin
                 yield Static(impact_table(plan, self.now), classes="impact", id="impact")
                 yield Checkbox(
                     Text.assemble(
-                        "Take a safety snapshot first",
+                        "Safety snapshot first",
                         (f" ({plan.safety_snapshot})" if plan.safety_snapshot else "", "dim"),
-                        ": lets you undo the rollback",
+                        ": allows undo",
                     ),
                     value=True,
                     id="safety",
                 )
                 yield Static("", id="safety-warning", classes="field-error")
-                yield Label(Text.assemble("Type ", text.plain(plan.vm, "bold reverse"), " (the VM name) to confirm:"))
+                yield Label(
+                    Text.assemble("Type ", text.plain(plan.vm, "bold reverse"), " (the VM name) to confirm:"),
+                    classes="typed-label",
+                )
                 yield Input(placeholder=text.safe(plan.vm), id="typed")
             with Horizontal(classes="form-buttons"):
                 yield Button("Cancel", id="cancel")

@@ -12,6 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Footer, Static
 
+from vmconsole.core import operations
 from vmconsole.core.model import ClusterState, VmState
 from vmconsole.tui import text
 from vmconsole.tui.screens.form_base import FormScreen
@@ -101,23 +102,49 @@ def detail_sections(vm: VmState, app: VmConsoleApp) -> list[tuple[str, Any]]:
     return sections
 
 
+def diagnosis_table(report: dict[str, Any]) -> Table:
+    """``operations.diagnose``'s report: libvirt's view, the last operations, the QEMU log tail."""
+    rows: list[tuple[str, Text]] = [
+        ("libvirt", text.plain(f"{report.get('libvirt_state') or 'not defined'} on {report.get('libvirt_host', '?')}")),
+    ]
+    for op in list(report.get("operations") or [])[-10:]:
+        line = text.plain(
+            f"{op.get('task', '?')} rc={op.get('rc', '?')} ({op.get('rc_text', '')})",
+            "red" if str(op.get("rc", "0")) not in ("0", "7") else "",
+        )
+        line.append(text.plain(f"  {op.get('last-rc-change', '')}", "dim"))
+        rows.append((text.safe(f"op on {op.get('node', '?')}"), line))
+    for problem in report.get("problems") or []:
+        rows.append(("problem", text.plain(problem, "yellow")))
+    log = [str(x) for x in report.get("qemu_log") or []]
+    if log:
+        tail = Text(style="dim", end="")
+        for index, raw in enumerate(log[-20:]):
+            tail.append(("\n" if index else "") + text.safe(raw))  # each line made safe, then joined
+        rows.append(("qemu log", tail))
+    return _kv(rows)
+
+
 class VmDetailScreen(FormScreen[None]):
     HELP = """\
 ## VM detail
 
 Everything read about the VM, refreshed live: status and Pacemaker flags, failures, disks,
-snapshots, user metadata and internal settings. **escape** goes back; **m** metadata, **v** XML.
+snapshots, user metadata and internal settings. **d** adds the diagnosis (Pacemaker's operation
+history, libvirt's view, the QEMU log tail). **escape** goes back; **m** metadata, **v** XML.
 """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "dismiss", "Back", id="detail.back"),
         Binding("m", "open('metadata')", "Metadata", id="detail.metadata"),
         Binding("v", "open('config')", "XML", id="detail.config"),
+        Binding("d", "diagnose", "Diagnose", id="detail.diagnose"),
     ]
 
     def __init__(self, vm: str) -> None:
         super().__init__(classes="form-screen")
         self.vm_name = vm
+        self.diagnosis: dict[str, Any] | None = None
 
     @property
     def vmapp(self) -> VmConsoleApp:
@@ -143,12 +170,35 @@ snapshots, user metadata and internal settings. **escape** goes back; **m** meta
                 Static(Text.assemble(text.plain(self.vm_name), " is gone from the cluster.", style="bold red"))
             )
         else:
-            for title, renderable in detail_sections(vm, self.vmapp):
+            sections = detail_sections(vm, self.vmapp)
+            if self.diagnosis is not None:
+                sections.append(("Diagnosis", diagnosis_table(self.diagnosis)))
+            else:
+                sections.append(
+                    (
+                        "Diagnosis",
+                        Text(
+                            "press d: Pacemaker's operation history, libvirt's view and the QEMU log tail", style="dim"
+                        ),
+                    )
+                )
+            for title, renderable in sections:
                 widgets.append(Static(Text(title, style="bold underline"), classes="section-title"))
                 widgets.append(Static(renderable, classes="section"))
         with self.app.batch_update():
             body.remove_children()
             body.mount_all(widgets)
+
+    def action_diagnose(self) -> None:
+        vm = self.vm_name
+
+        def show(report: dict[str, Any]) -> None:
+            self.diagnosis = report
+            if self.vmapp.state is not None:
+                self._state_changed(self.vmapp.state)
+
+        self.notify(f"Diagnosing {text.safe(vm)}…", markup=False)
+        self.vmapp.call_in_thread(lambda: operations.diagnose(self.vmapp.services, vm), show, f"diagnose {vm}")
 
     def action_open(self, what: str) -> None:
         self.vmapp.perform(what, self.vm_name)

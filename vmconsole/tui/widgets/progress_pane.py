@@ -14,6 +14,7 @@ from textual.widgets import Log, ProgressBar, Static
 from vmconsole.tui import text
 from vmconsole.tui.task_record import TaskRecord, TaskState
 
+BYTES_THRESHOLD = 1024 * 1024  # ProgressEvent carries no unit: totals this large are bytes
 STATE_STYLES = {
     TaskState.PLANNING: "bold yellow",
     TaskState.RUNNING: "bold yellow",
@@ -56,8 +57,11 @@ def current_text(record: TaskRecord) -> Text:
     if record.active and record.steps:
         out.append(f"  step {record.step_index + 1}/{len(record.steps)}")
     if record.active and record.total:
-        out.append(f"  {text.size(record.done)} / {text.size(record.total)}")
-        if record.rate:
+        if record.total >= BYTES_THRESHOLD:  # bytes (copies, imports); else a count of items
+            out.append(f"  {text.size(record.done)} / {text.size(record.total)}")
+        else:
+            out.append(f"  {record.done}/{record.total}")
+        if record.rate and record.total >= BYTES_THRESHOLD:
             out.append(f"  {text.rate(record.rate)}", style="cyan")
         if record.eta is not None:
             out.append(f"  ETA {text.duration(record.eta)}", style="cyan")
@@ -79,9 +83,10 @@ copies and imports, and the task's log. A task keeps running when you leave this
     ProgressPane { height: 1fr; }
     ProgressPane > #progress-title { height: auto; }
     ProgressPane > #progress-steps { height: auto; max-height: 12; margin: 1 0 0 0; }
-    ProgressPane > ProgressBar { margin: 1 0 0 1; }
+    ProgressPane > ProgressBar { margin: 1 0 0 1; width: 100%; }
+    ProgressPane > ProgressBar > Bar { width: 1fr; }
     ProgressPane > #progress-current { height: 1; }
-    ProgressPane > Log { height: 1fr; min-height: 3; margin: 1 0 0 0; border: round $panel; }
+    ProgressPane > Log { height: 1fr; min-height: 3; margin: 1 0 0 0; border: round $panel; overflow-x: hidden; }
     """
 
     def __init__(self, record: TaskRecord, *, id: str | None = None) -> None:

@@ -95,7 +95,8 @@ unprotects it, **n** takes a new snapshot.
             if vm is None:
                 return
             for snap in timeline(vm.snapshots):
-                label = Text("○ ", style="cyan", end="")
+                label = Text(end="")
+                label.append("○ ", style="cyan")
                 label.append(text.plain(snap.name, "bold"))
                 label.append(snapshot_flags(snap))
                 self.add_row(

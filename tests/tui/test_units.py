@@ -1,0 +1,123 @@
+"""The console's pure helpers: literal text, the filter language, the ``:`` parser, progress records."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tui_sample
+
+from vmconsole.config import CephSection, Config
+from vmconsole.core.model import VmStatus
+from vmconsole.core.tasks import ProgressEvent
+from vmconsole.tui import cmdline, form_checks, rights, text
+from vmconsole.tui.filtering import FilterError, parse_filter, sort_value
+from vmconsole.tui.task_record import TaskRecord, TaskState
+from vmconsole.tui.widgets.progress_pane import current_text, steps_text
+
+
+def test_safe_text_never_lets_markup_or_escapes_through() -> None:
+    value = "[bold]x[/] \x1b]8;;http://evil\x07link\x1b]8;;\x07 \r\n\x00"
+    shown = text.plain(value, "red")
+    assert shown.plain == "[bold]x[/] \\x1b]8;;http://evil\\x07link\\x1b]8;;\\x07 \\x0d\\x0a\\x00"
+    assert shown.spans and not any(ch in shown.plain for ch in "\x1b\x07\r\n\x00")
+    assert text.safe("plain web1") == "plain web1" and text.safe("\u202e") == "\\u202e"
+    appended = text.plain("db1", "bold")
+    appended.append(" on hv1")
+    assert appended.spans[0].end == 3  # the style does not leak into what follows
+
+
+def test_sizes_ages_and_durations() -> None:
+    assert [text.size(v) for v in (0, 512, 64 << 20, 1536 << 20, None)] == ["0 B", "512 B", "64 MiB", "1.5 GiB", "-"]
+    now = tui_sample.NOW
+    assert [text.age(now - timedelta(seconds=s), now) for s in (5, 600, 7200, 200000)] == ["5s", "10m", "2h", "2d"]
+    assert text.age(None, now) == "-"
+    assert [text.duration(s) for s in (7, 125, 3720, None)] == ["7 s", "2 min 5 s", "1 h 2 min", "unknown"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", {"web1", "web2", "db1", "build1", "spare1", "legacy", "batch7", "cache1"}),
+        ("WEB", {"web1", "web2"}),
+        ("status:failed", {"legacy"}),
+        ("status:blocked", {"cache1"}),
+        ("node:hv1", {"web1", "db1", "cache1"}),
+        ("node:- status:stop", {"spare1"}),
+        ("~^(web|db)1$", {"web1", "db1"}),
+        ("name:~1$ !status:started", {"build1", "spare1"}),
+    ],
+)
+def test_filter_language(query: str, expected: set[str]) -> None:
+    vm_filter = parse_filter(query)
+    assert {vm.name for vm in tui_sample.vms() if vm_filter.match(vm)} == expected
+
+
+@pytest.mark.parametrize("query", ["~(", "bogus:x", "status:"])
+def test_bad_filters_are_refused_with_a_reason(query: str) -> None:
+    with pytest.raises(FilterError):
+        parse_filter(query)
+
+
+def test_sort_values_put_failures_first_and_undated_last() -> None:
+    by_status = sorted(tui_sample.vms(), key=lambda vm: sort_value(vm, "status"))
+    assert by_status[0].status is VmStatus.FAILED
+    by_latest = sorted(tui_sample.vms(), key=lambda vm: sort_value(vm, "latest"))
+    assert by_latest[-1].name == "db1"
+
+
+def test_command_line_parser() -> None:
+    assert cmdline.parse_command(":start web1") == cmdline.Command("start", "web1", (), "web1")
+    assert cmdline.parse_command("snap db1 pre-upgrade").verb == "snapshot"
+    assert cmdline.parse_command("snapshot db1 pre-upgrade").args == ("pre-upgrade",)
+    assert cmdline.parse_command("filter status:failed node:hv1").rest == "status:failed node:hv1"
+    assert cmdline.parse_command("tasks").vm is None and cmdline.parse_command("q").verb == "quit"
+    assert cmdline.parse_command("rollback-undo db1").verb == "rollback-undo"
+    for bad in ("", "frobnicate web1", "start 'web1"):
+        with pytest.raises(cmdline.CommandError):
+            cmdline.parse_command(bad)
+
+
+def test_form_checks(tmp_path: Path) -> None:
+    assert form_checks.check_vm_name("web1", {"web1"}) == "a VM named web1 already exists"
+    assert "not allowed" in (form_checks.check_vm_name("web-1", set()) or "")
+    assert form_checks.check_vm_name("web9", {"web1"}) is None
+    xml = tmp_path / "d.xml"
+    xml.write_text("<domain><devices><disk device='disk'><target dev='vda'/></disk></devices></domain>")
+    content, error = form_checks.read_xml(str(xml))
+    assert content is None and "remove every" in (error or "")
+    xml.write_text("<domain><name>x</name><devices/></domain>")
+    assert form_checks.read_xml(str(xml)) == (xml.read_text(), None)
+    assert form_checks.check_file(str(tmp_path), "image") == f"{tmp_path} is not a regular file"
+
+
+def test_unreadable_keyring_means_read_only(tmp_path: Path, monkeypatch: Any) -> None:
+    conf = tmp_path / "ceph.conf"
+    conf.write_text(f"[global]\nkeyring = {tmp_path}/$cluster.$name.keyring\n")
+    config = Config(ceph=CephSection(conf=str(conf)))
+    monkeypatch.setattr(rights.os, "geteuid", lambda: 0)
+    assert "Ceph keyring is not readable" in (rights.read_only_reason(config) or "")
+    (tmp_path / "ceph.client.admin.keyring").write_text("[client.admin]\n")
+    assert rights.read_only_reason(config) is None
+
+
+def test_task_record_folds_progress_events() -> None:
+    record = TaskRecord("clone db1 → db2", "db2", tui_sample.NOW)
+    base: dict[str, Any] = {"task_id": "t1", "operation": "clone", "vm": "db2", "steps": ("group", "copy")}
+    record.apply(ProgressEvent(kind="start", message="clone", **base), tui_sample.NOW)
+    record.apply(ProgressEvent(kind="step", step_index=1, step_name="copy", percent=50, **base), tui_sample.NOW)
+    record.apply(
+        ProgressEvent(
+            kind="progress", step_index=1, done=3 << 20, total=4 << 20, rate=1 << 20, eta=1.0, percent=87.5, **base
+        ),
+        tui_sample.NOW,
+    )
+    assert record.state is TaskState.RUNNING and record.percent == 87.5
+    assert "3 MiB / 4 MiB" in current_text(record).plain and "ETA 1 s" in current_text(record).plain
+    assert "✔ 1." in steps_text(record).plain and "▶ 2." in steps_text(record).plain
+    record.apply(ProgressEvent(kind="progress", step_index=1, done=2, total=3, percent=90, **base), tui_sample.NOW)
+    assert "2/3" in current_text(record).plain  # a count, not bytes
+    record.apply(ProgressEvent(kind="undo", step_index=0, message="undoing: group", **base), tui_sample.NOW)
+    assert record.undoing and record.log[-1] == "12:00:00 undoing: group"
