@@ -55,6 +55,9 @@ class ConsoleSection:
     refresh_interval: float = 2.0
     ssh_user: str = "libvirtadmin"
     read_only: bool = False
+    theme: str = ""  # a Textual theme name; empty = the default
+    # binding id -> keys, e.g. {"vm.remove" = "ctrl+delete"} (the ids are listed by `?` in the console)
+    keys: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,10 @@ def _coerce(path: Path, key: str, value: Any, default: Any) -> Any:
         if value <= 0:
             raise ConfigError(f"must be greater than 0, got {value!r}", field=where)
         return float(value)
+    if isinstance(default, dict):
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ConfigError(f"expected a table of strings, got {value!r}", field=where)
+        return dict(value)
     if isinstance(default, tuple):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"expected a list of strings, got {value!r}", field=where)
@@ -181,5 +188,7 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'

@@ -225,7 +225,7 @@ def test_read_only_refuses_every_mutating_action_and_says_why(make_app: Any, fak
 
 
 def test_not_root_opens_read_only(monkeypatch: Any) -> None:
-    import vmconsole.tui.rights as rights
+    import vmconsole.core.rights as rights
     from vmconsole.tui.app import VmConsoleApp
 
     monkeypatch.setattr(rights.os, "geteuid", lambda: 1000)

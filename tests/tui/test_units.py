@@ -10,9 +10,10 @@ import pytest
 import tui_sample
 
 from vmconsole.config import CephSection, Config
+from vmconsole.core import rights
 from vmconsole.core.model import VmStatus
 from vmconsole.core.tasks import ProgressEvent
-from vmconsole.tui import cmdline, form_checks, rights, text
+from vmconsole.tui import cmdline, form_checks, text
 from vmconsole.tui.filtering import FilterError, parse_filter, sort_value
 from vmconsole.tui.task_record import TaskRecord, TaskState
 from vmconsole.tui.widgets.progress_pane import current_text, steps_text
@@ -117,7 +118,9 @@ def test_task_record_folds_progress_events() -> None:
     assert record.state is TaskState.RUNNING and record.percent == 87.5
     assert "3 MiB / 4 MiB" in current_text(record).plain and "ETA 1 s" in current_text(record).plain
     assert "✔ 1." in steps_text(record).plain and "▶ 2." in steps_text(record).plain
-    record.apply(ProgressEvent(kind="progress", step_index=1, done=2, total=3, percent=90, **base), tui_sample.NOW)
+    record.apply(
+        ProgressEvent(kind="progress", step_index=1, done=2, total=3, percent=90, unit="items", **base), tui_sample.NOW
+    )
     assert "2/3" in current_text(record).plain  # a count, not bytes
     record.apply(ProgressEvent(kind="undo", step_index=0, message="undoing: group", **base), tui_sample.NOW)
     assert record.undoing and record.log[-1] == "12:00:00 undoing: group"

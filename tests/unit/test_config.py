@@ -69,3 +69,12 @@ def test_render_round_trips(tmp_path: Path) -> None:
     loaded = config.load_file(path)
     assert loaded.ceph == original.ceph
     assert loaded.lab_dir == "/tmp/x"
+
+
+def test_console_keys_and_theme(tmp_path: Path) -> None:
+    cfg = config.load_file(write(tmp_path, '[console]\ntheme = "gruvbox"\nkeys = { "vm.remove" = "ctrl+delete" }\n'))
+    assert cfg.console.theme == "gruvbox"
+    assert cfg.console.keys == {"vm.remove": "ctrl+delete"}
+    assert config.load_file(write(tmp_path, config.render_toml(cfg))).console.keys == {"vm.remove": "ctrl+delete"}
+    with pytest.raises(ConfigError, match="console.keys"):
+        config.load_file(write(tmp_path, "[console]\nkeys = { a = 1 }\n"))

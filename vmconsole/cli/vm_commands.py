@@ -651,7 +651,7 @@ def cmd_remote_remove(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     svc = common.services(args)
     try:
-        records = svc.runner().history()
+        records = svc.history()
     finally:
         svc.close()
     if args.vm:

@@ -20,11 +20,20 @@ from vmconsole.core.tasks import Task
 SAME_HOST = socket.gethostname()
 
 
+HEARTBEAT_GRACE = 45.0  # a running task refreshes its journal entry every 10 s
+
+
 def _alive(entry: dict[str, Any]) -> bool:
-    """Is the task's process still running? Only knowable for tasks of this host."""
+    """Is the task's process still running? By its PID on this host, by its heartbeat elsewhere."""
     holder = str(entry.get("holder", ""))
     if not holder.endswith(f"@{SAME_HOST}"):
-        return False
+        from datetime import UTC, datetime
+
+        try:
+            updated = datetime.fromisoformat(str(entry.get("updated")))
+        except ValueError:
+            return False
+        return (datetime.now(UTC) - updated).total_seconds() < HEARTBEAT_GRACE and entry.get("state") == "running"
     pid = entry.get("pid")
     if not isinstance(pid, int):
         return False

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from vmconsole.backends import pacemaker_xml
 from vmconsole.backends.libvirt import LibvirtSession
@@ -86,6 +87,10 @@ class Services:
                 f"no VM named {name!r} (no RBD group {name!r} in pool {self.config.ceph.pool!r})", field="name"
             )
         return state
+
+    def history(self, months: int = 3) -> list[dict[str, Any]]:
+        """The audit trail of operations, oldest first."""
+        return self.runner().history(months)
 
     def vm_exists(self, name: str) -> bool:
         return self.rbd.group_exists(name)

@@ -417,7 +417,7 @@ def plan_rollback(services: Services, plan: RollbackPlan) -> Task:
                 done = list(snap.disks)
             else:
                 for index, disk in enumerate(snap.disks):
-                    ctx.progress(index, len(snap.disks), disk)
+                    ctx.progress(index, len(snap.disks), disk, unit="items")
                     ctx.data["rolled_back_partially"] = bool(done) or True
                     services.rbd.image_snap_rollback(disk, snap.name)
                     done.append(disk)
@@ -607,7 +607,7 @@ def _parallel_remove(services: Services, targets: Sequence[tuple[str, Snapshot]]
             with lock:
                 done += 1
                 current = done
-            ctx.progress(current, len(targets), f"{vm}@{snap.name}")
+            ctx.progress(current, len(targets), f"{vm}@{snap.name}", unit="items")
 
     with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="purge") as pool:
         for future in [pool.submit(remove_all, vm, snaps) for vm, snaps in by_vm.items()]:
@@ -777,7 +777,7 @@ def plan_bulk_snapshot(services: Services, vms: list[str], name: str | None = No
                     results[vm] = f"failed: {exc}"
                     ctx.log(f"{vm}: {exc}")
                 done += 1
-                ctx.progress(done, len(names), vm)
+                ctx.progress(done, len(names), vm, unit="items")
         ctx.data["results"] = results
         failed = [vm for vm, r in results.items() if r != "ok"]
         ctx.data["_summary"] = (

@@ -57,6 +57,7 @@ class ProgressEvent:
     rate: float = 0.0  # units per second in the current step
     eta: float | None = None  # seconds left in the current step
     message: str = ""
+    unit: str = "bytes"  # of done/total: "bytes" (copies, imports) or "items" (snapshots, disks, VMs)
     steps: tuple[str, ...] = ()
 
 
@@ -119,14 +120,23 @@ class StepContext:
         if self.cancel.is_set():
             raise Cancelled(f"{self.task.operation} cancelled by the operator")
 
-    def progress(self, done: int, total: int, message: str = "") -> None:
+    def progress(self, done: int, total: int, message: str = "", *, unit: str = "bytes") -> None:
         self.check_cancel()
         elapsed = max(time.monotonic() - self.started, 1e-6)
         rate = done / elapsed
         eta = (total - done) / rate if rate > 0 and total >= done else None
         fraction = done / total if total else 0.0
         self.runner.emit(
-            self.task, "progress", self.index, fraction, done=done, total=total, rate=rate, eta=eta, message=message
+            self.task,
+            "progress",
+            self.index,
+            fraction,
+            done=done,
+            total=total,
+            rate=rate,
+            eta=eta,
+            message=message,
+            unit=unit,
         )
 
     def log(self, message: str) -> None:
@@ -138,6 +148,7 @@ class TaskRunner:
         self.session = session
         self.listener = listener
         self.holder = who()
+        self._journal_lock = threading.Lock()
 
     # ------------------------------------------------------------------ events
     def emit(self, task: Task, kind: str, index: int, fraction: float, **extra: Any) -> None:
@@ -212,7 +223,7 @@ class TaskRunner:
             raise
         stop = threading.Event()
         keeper = threading.Thread(
-            target=self._renew, args=(taken, cookie, task.operation, stop), name=f"lock-{task.task_id}", daemon=True
+            target=self._renew, args=(taken, task, stop), name=f"lock-{task.task_id}", daemon=True
         )
         keeper.start()
         try:
@@ -235,12 +246,17 @@ class TaskRunner:
             self.session.omap_remove(oid, ["holder"])
         return broken
 
-    def _renew(self, vms: list[str], cookie: str, operation: str, stop: threading.Event) -> None:
+    def _renew(self, vms: list[str], task: Task, stop: threading.Event) -> None:
+        """Renew the lock leases and refresh the journal entry (a heartbeat other hosts can read)."""
         while not stop.wait(RENEW_EVERY):
             for vm in vms:
                 # a failed renewal is retried at the next tick: the lease is 3 renewals long
                 with contextlib.suppress(VmConsoleError):
-                    self.session.lock_exclusive(naming.lock_object(vm), LOCK_NAME, cookie, operation, LEASE_SECONDS)
+                    self.session.lock_exclusive(
+                        naming.lock_object(vm), LOCK_NAME, task.task_id, task.operation, LEASE_SECONDS
+                    )
+            with contextlib.suppress(VmConsoleError):
+                self.journal_update(task, heartbeat=True)
 
     def _release(self, vms: list[str], cookie: str) -> None:
         for vm in vms:
@@ -271,12 +287,24 @@ class TaskRunner:
             default=str,
         ).encode()
 
-    def journal_update(self, task: Task, state: str = "running", done: list[str] | None = None) -> None:
-        done = done if done is not None else task.args.get("_done", [])
-        self.session.omap_set(naming.JOURNAL_OBJECT, {task.task_id: self._journal_record(task, state, done)})
+    def journal_update(
+        self, task: Task, state: str | None = None, done: list[str] | None = None, *, heartbeat: bool = False
+    ) -> None:
+        with self._journal_lock:
+            if heartbeat and task.args.get("_finished"):
+                return  # never resurrect the entry of a task that has ended
+            if state is not None:
+                task.args["_state"] = state
+            if done is not None:
+                task.args["_done"] = list(done)
+            record = self._journal_record(task, task.args.get("_state", "running"), task.args.get("_done", []))
+            self.session.omap_set(naming.JOURNAL_OBJECT, {task.task_id: record})
 
-    def journal_remove(self, task_id: str) -> None:
-        self.session.omap_remove(naming.JOURNAL_OBJECT, [task_id])
+    def journal_remove(self, task_id: str, task: Task | None = None) -> None:
+        with self._journal_lock:
+            if task is not None:
+                task.args["_finished"] = True
+            self.session.omap_remove(naming.JOURNAL_OBJECT, [task_id])
 
     def journal(self) -> list[dict[str, Any]]:
         entries = []
@@ -335,7 +363,7 @@ class TaskRunner:
                     if left:
                         self.journal_update(task, "needs-recovery", [task.steps[i].name for i in done])
                     else:
-                        self.journal_remove(task.task_id)
+                        self.journal_remove(task.task_id, task)
                 except VmConsoleError as journal_error:
                     # the cluster is sick: the entry stays as it was, `recover` will show it
                     left.append(f"journal not updated ({journal_error})")
@@ -354,7 +382,7 @@ class TaskRunner:
                 error.message = message
                 raise error from exc if error is not exc else None
             seconds = time.monotonic() - started
-            self.journal_remove(task.task_id)
+            self.journal_remove(task.task_id, task)
             message = task.data.get("_summary") or f"{task.operation} done in {seconds:.1f} s"
             self.emit(task, "done", len(task.steps) - 1, 1.0, message=message)
             self.history_append(self._history(task, "ok", seconds, message))

@@ -450,7 +450,7 @@ def _remove_disks_steps(services: Services, group: str, images: list[str]) -> li
             for snapshot in services.rbd.group_snapshots(group):
                 services.rbd.group_snap_remove(group, snapshot)
         for index, image in enumerate(images):
-            ctx.progress(index, len(images), image)
+            ctx.progress(index, len(images), image, unit="items")
             if services.rbd.group_exists(group) and image in services.rbd.group_images(group):
                 services.rbd.group_remove_image(group, image)
             with contextlib.suppress(NotFoundError):
@@ -882,7 +882,7 @@ def plan_flatten(services: Services, vm: str) -> Task:
         for index, image in enumerate(images):
 
             def report(done: int, total: int, index: int = index) -> None:
-                ctx.progress(index * 1000 + (1000 * done // max(total, 1)), len(images) * 1000)
+                ctx.progress(index * 1000 + (1000 * done // max(total, 1)), len(images) * 1000, unit="items")
 
             try:
                 services.rbd.flatten(image, report)
@@ -899,6 +899,13 @@ def metadata_list(services: Services, vm: str) -> dict[str, str]:
     _require_vm(services, vm)
     metadata = services.rbd.metadata(naming.system_image(vm))
     return {k: v for k, v in metadata.items() if k not in RESERVED_KEYS and not k.startswith("_")}
+
+
+def domain_config(services: Services, vm: str) -> tuple[str, str]:
+    """The VM's ``_base_xml`` (as given by its creator) and ``xml`` (what the agent starts)."""
+    _require_vm(services, vm)
+    metadata = services.rbd.metadata(naming.system_image(vm))
+    return metadata.get("_base_xml", ""), metadata.get("xml", "")
 
 
 def metadata_get(services: Services, vm: str, key: str) -> str:

@@ -36,6 +36,7 @@ from vmconsole.config import Config
 from vmconsole.core import operations, snapshots, vms
 from vmconsole.core.errors import Cancelled, VmConsoleError
 from vmconsole.core.model import ClusterState, VmState
+from vmconsole.core.rights import read_only_reason
 from vmconsole.core.services import Services
 from vmconsole.core.snapshots import PurgePlan, RollbackPlan
 from vmconsole.core.tasks import ProgressEvent, Task, TaskResult
@@ -43,7 +44,6 @@ from vmconsole.tui import ops, text
 from vmconsole.tui.actions import BY_NAME, ActionSpec
 from vmconsole.tui.messages import TaskEvent, TaskPlanned
 from vmconsole.tui.provider import VmCommandProvider
-from vmconsole.tui.rights import read_only_reason
 from vmconsole.tui.screens.confirm import ConfirmModal
 from vmconsole.tui.screens.help import HelpScreen, KeyHelp
 from vmconsole.tui.screens.main import MainScreen

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vmconsole.core import naming
+from vmconsole.core import vms
 from vmconsole.core.services import Services
 
 
@@ -20,9 +20,9 @@ class DomainConfig:
 
 
 def read_domain_config(services: Services, vm: str) -> DomainConfig:
-    metadata = services.rbd.metadata(naming.system_image(vm))
-    return DomainConfig(vm, metadata.get("xml"), metadata.get("_base_xml"))
+    base_xml, xml = vms.domain_config(services, vm)
+    return DomainConfig(vm, xml or None, base_xml or None)
 
 
 def read_history(services: Services) -> list[dict[str, Any]]:
-    return services.runner().history()
+    return services.history()

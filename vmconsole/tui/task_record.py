@@ -56,6 +56,7 @@ class TaskRecord:
     percent: float = 0.0
     done: int = 0
     total: int = 0
+    unit: str = "bytes"
     rate: float = 0.0
     eta: float | None = None
     message: str = ""
@@ -98,6 +99,7 @@ class TaskRecord:
         elif event.kind == "progress":
             self.step_index, self.step_name = event.step_index, event.step_name
             self.done, self.total, self.rate, self.eta = event.done, event.total, event.rate, event.eta
+            self.unit = event.unit
         elif event.kind == "log":
             self.add_log(when, event.message)
         elif event.kind == "undo":

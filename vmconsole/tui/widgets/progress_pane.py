@@ -14,7 +14,6 @@ from textual.widgets import Log, ProgressBar, Static
 from vmconsole.tui import text
 from vmconsole.tui.task_record import TaskRecord, TaskState
 
-BYTES_THRESHOLD = 1024 * 1024  # ProgressEvent carries no unit: totals this large are bytes
 STATE_STYLES = {
     TaskState.PLANNING: "bold yellow",
     TaskState.RUNNING: "bold yellow",
@@ -57,11 +56,11 @@ def current_text(record: TaskRecord) -> Text:
     if record.active and record.steps:
         out.append(f"  step {record.step_index + 1}/{len(record.steps)}")
     if record.active and record.total:
-        if record.total >= BYTES_THRESHOLD:  # bytes (copies, imports); else a count of items
+        if record.unit == "bytes":
             out.append(f"  {text.size(record.done)} / {text.size(record.total)}")
         else:
             out.append(f"  {record.done}/{record.total}")
-        if record.rate and record.total >= BYTES_THRESHOLD:
+        if record.rate and record.unit == "bytes":
             out.append(f"  {text.rate(record.rate)}", style="cyan")
         if record.eta is not None:
             out.append(f"  ETA {text.duration(record.eta)}", style="cyan")
