@@ -76,5 +76,5 @@ def test_console_keys_and_theme(tmp_path: Path) -> None:
     assert cfg.console.theme == "gruvbox"
     assert cfg.console.keys == {"vm.remove": "ctrl+delete"}
     assert config.load_file(write(tmp_path, config.render_toml(cfg))).console.keys == {"vm.remove": "ctrl+delete"}
-    with pytest.raises(ConfigError, match="console.keys"):
+    with pytest.raises(ConfigError, match=r"console\.keys"):
         config.load_file(write(tmp_path, "[console]\nkeys = { a = 1 }\n"))
