@@ -131,7 +131,11 @@ def test_osd_stopped_mid_rollback(
         fresh.close()
 
 
-def test_state_is_partial_not_hung_when_a_backend_stops(lab: Lab, lab_config: Config) -> None:
+def test_state_is_partial_not_hung_when_a_backend_stops(
+    lab: Lab, lab_config: Config, services: Services, vm_name: str, cleanup_vms: list[str]
+) -> None:
+    cleanup_vms.append(vm_name)
+    create_vm(services, lab, vm_name, start=False)
     fast = replace(
         lab_config, ceph=replace(lab_config.ceph, timeout=3.0), pacemaker=replace(lab_config.pacemaker, timeout=3.0)
     )

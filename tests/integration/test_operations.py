@@ -153,22 +153,26 @@ def test_console_colocation_and_remote(
     services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str], lab_config: Config
 ) -> None:
     other = vm_name + "o"
-    cleanup_vms += [vm_name, other]
+    cleanup_vms += [vm_name, other]  # removed in reverse order of need: the partner last
     create_vm(services, lab, vm_name)
     create_vm(services, lab, other, enable=False)
     assert operations.console_argv(services, vm_name) == ["virsh", "-c", lab_config.libvirt.uri, "console", vm_name]
     with pytest.raises(ConflictError):
         operations.console_argv(services, other)
-    services.run(vms.plan_colocate(services, vm_name, ["web1"], strong=True))
-    assert any(
-        c.constraint_id == f"colocation-strong-{vm_name}-withweb1" for c in services.primitives()[vm_name].colocations
-    )
+    partner = vm_name + "p"
+    cleanup_vms.append(partner)
+    create_vm(services, lab, partner)
+    with pytest.raises(ValidationError, match="no Pacemaker resource"):
+        vms.plan_colocate(services, vm_name, ["nosuchresource"])
+    services.run(vms.plan_colocate(services, vm_name, [partner], strong=True))
+    constraint = f"colocation-strong-{vm_name}-with{partner}"
+    assert any(c.constraint_id == constraint for c in services.primitives()[vm_name].colocations)
     services.run(vms.plan_disable(services, vm_name))
     services.run(vms.plan_enable(services, vm_name))
-    assert any(
-        c.constraint_id == f"colocation-strong-{vm_name}-withweb1" for c in services.primitives()[vm_name].colocations
-    ), "the colocation is re-applied on enable"
-    services.run(vms.plan_remote(services, other, remote_name="remote1", address="10.0.0.9", port=3121))
+    assert any(c.constraint_id == constraint for c in services.primitives()[vm_name].colocations), (
+        "the colocation is re-applied on enable"
+    )
+    services.run(vms.plan_remote(services, other, remote_name="remote1", address="127.0.0.1", port=3121))
     meta = services.rbd.metadata(naming.system_image(other))
     assert meta["_remote_node"] == "remote1" and meta["_remote_node_port"] == "3121"
     services.run(vms.plan_remote(services, other, remote_name=None))

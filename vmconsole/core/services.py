@@ -17,7 +17,7 @@ from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.backends.rbd import RbdSession
 from vmconsole.config import Config
 from vmconsole.core import naming
-from vmconsole.core.errors import BackendTimeout, NotFoundError, OperationFailed
+from vmconsole.core.errors import BackendTimeout, NotFoundError, OperationFailed, VmConsoleError
 from vmconsole.core.model import ClusterState, VmState, VmStatus
 from vmconsole.core.primitive import PrimitiveConfig
 from vmconsole.core.state import StateReader, build_vm, read_ceph, read_pacemaker
@@ -136,10 +136,22 @@ class Services:
                     "pacemaker",
                     f"{name} still {status.value} after {timeout:g} s "
                     f"(waiting for {' or '.join(sorted(s.value for s in wanted))})",
+                    hint=self._why(name),
                 )
             if tick:
                 tick()
             time.sleep(POLL)
+
+    def _why(self, name: str) -> str:
+        """Pacemaker's own explanation of where a resource can run (shown as is, never parsed)."""
+        try:
+            result = self.pacemaker._run(
+                [self.config.pacemaker.crm_resource, "--why", "--resource", name], check=False, timeout=10
+            )
+        except VmConsoleError:
+            return f"`crm_resource --why --resource {name}` may tell why"
+        text = " / ".join(line.strip() for line in (result.stdout + result.stderr).splitlines() if line.strip())
+        return f"Pacemaker says: {text[:300]}" if text else "check its constraints (colocation, location)"
 
     def wait_disks_released(self, name: str, timeout: float, tick: Callable[[], None] | None = None) -> None:
         """Wait until no client (QEMU, on any node) still has the VM's system disk open."""

@@ -259,6 +259,14 @@ def _ungroup(services: Services, group: str, images: Sequence[str]) -> None:
             services.rbd.group_remove_image(group, image)
 
 
+def cib_resource_ids(services: Services) -> set[str]:
+    """Every resource id of the CIB (primitives, groups, clones...)."""
+    from vmconsole.backends import xmlsafe
+
+    cib = xmlsafe.parse(services.pacemaker.cib_xml(), what="CIB")
+    return {e.get("id", "") for e in cib.iterfind(".//configuration/resources//*[@id]")}
+
+
 def _remote_nodes(services: Services) -> list[str]:
     return list(services.crm_mon().remote_nodes)
 
@@ -270,6 +278,12 @@ def _enable_steps(services: Services, vm: str, *, start: bool, settings_from: st
     def apply(ctx: StepContext) -> None:
         metadata = services.rbd.metadata(naming.system_image(vm))
         settings = VmSettings.from_metadata(metadata)
+        if settings.colocations:
+            known = cib_resource_ids(services)
+            kept = tuple(c for c in settings.colocations if all(r in known for r in c.resources))
+            for dropped in set(settings.colocations) - set(kept):
+                ctx.log(f"colocation with {', '.join(dropped.resources)} not applied: no such resource now")
+            settings = settings.with_changes(colocations=kept)
         spec = primitive_spec(services, vm, settings, start=start, remote_nodes=_remote_nodes(services))
         if vm in services.primitives():
             raise ConflictError(f"{vm} is already enabled (it has a Pacemaker primitive)")
@@ -954,6 +968,14 @@ def colocation_settings(services: Services, vm: str, resources: Sequence[str], s
             or not resource.replace("-", "a").replace("_", "a").replace(".", "a").isalnum()
         ):
             raise ValidationError(f"{resource!r} is not a resource name", field="resources")
+    known = cib_resource_ids(services)
+    unknown = [r for r in resources if r not in known]
+    if unknown:
+        raise ValidationError(
+            f"no Pacemaker resource named {', '.join(unknown)}",
+            field="resources",
+            hint="a VM must be enabled to be colocated with",
+        )
     settings = VmSettings.from_metadata(services.rbd.metadata(naming.system_image(vm)))
     colocation = Colocation(tuple(resources), strong)
     return settings.with_changes(
