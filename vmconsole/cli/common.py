@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from vmconsole import config as configuration
@@ -31,8 +32,14 @@ def load_config(args: argparse.Namespace) -> configuration.Config:
     return configuration.Config()
 
 
-def services(args: argparse.Namespace) -> Services:
-    return Services(load_config(args))
+@contextmanager
+def open_services(args: argparse.Namespace) -> Iterator[Services]:
+    """The service layer for one command, closed (connections released) when it returns."""
+    svc = Services(load_config(args))
+    try:
+        yield svc
+    finally:
+        svc.close()
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:

@@ -89,21 +89,15 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         return common.execute(
             args, svc, snapshots.plan_snapshot_create(svc, args.name, args.snapshot, freeze=not args.no_freeze)
         )
-    finally:
-        svc.close()
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         infos = snapshots.list_snapshots(svc, args.name, with_written=not args.fast)
-    finally:
-        svc.close()
     if args.json:
         print_json(
             [
@@ -146,27 +140,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         task = snapshots.plan_snapshot_remove(svc, args.name, args.snapshot)
         return common.execute(
             args, svc, task, confirm_with=args.name, warning=f"Snapshot {args.snapshot} of {args.name} will be deleted."
         )
-    finally:
-        svc.close()
 
 
 def cmd_protect(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         return common.execute(args, svc, snapshots.plan_snapshot_protect(svc, args.name, args.snapshot, args.protect))
-    finally:
-        svc.close()
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         if args.undo:
             if args.snapshot:
                 raise ValidationError("--undo takes no snapshot name", field="snapshot")
@@ -193,8 +180,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             confirm_with=args.name,
             warning="Rollback discards what was written since the snapshot.",
         )
-    finally:
-        svc.close()
 
 
 def _print_plan(plan: snapshots.PurgePlan) -> None:
@@ -233,8 +218,7 @@ def _run_purge(args: argparse.Namespace, svc: Services, plans: list[snapshots.Pu
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         before = None
         if args.before:
             parsed = validate.parse_datetime(args.before)
@@ -244,13 +228,10 @@ def cmd_purge(args: argparse.Namespace) -> int:
         oldest = validate.count(args.oldest, "oldest") if args.oldest is not None else None
         plan = snapshots.purge_plan(svc, args.name, all=args.all, oldest=oldest, before=before)
         return _run_purge(args, svc, [plan])
-    finally:
-        svc.close()
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         current = snapshots.policies(svc).get(args.name, snapshots.RetentionPolicy())
         if args.keep_last is not None or args.keep_daily is not None:
             current = snapshots.RetentionPolicy(
@@ -258,8 +239,6 @@ def cmd_policy(args: argparse.Namespace) -> int:
                 args.keep_daily if args.keep_daily is not None else current.keep_daily,
             )
             snapshots.set_policy(svc, args.name, current)
-    finally:
-        svc.close()
     if args.json:
         print_json({"vm": args.name, **current.to_json()})
     else:
@@ -271,8 +250,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         known = snapshots.policies(svc)
         names = args.names or sorted(known)
         missing = [n for n in names if n not in known]
@@ -284,13 +262,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
             )
         plans = [snapshots.prune_plan(svc, name, known[name]) for name in names]
         return _run_purge(args, svc, plans)
-    finally:
-        svc.close()
 
 
 def cmd_bulk(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         names = list(args.names)
         if args.filter:
             names += snapshots.select_vms(svc, args.filter)
@@ -305,5 +280,3 @@ def cmd_bulk(args: argparse.Namespace) -> int:
             warning=f"Snapshot {len(task.args['vms'])} VM(s): {', '.join(task.args['vms'])}.",
         )
         return code
-    finally:
-        svc.close()

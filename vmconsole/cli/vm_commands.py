@@ -302,11 +302,8 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
 
 # ---------------------------------------------------------------------------------------------- handlers
 def cmd_list(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         state = svc.state()
-    finally:
-        svc.close()
     if args.json:
         print_json(state)
     else:
@@ -315,11 +312,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         vm = svc.vm(args.name, with_usage=True)
-    finally:
-        svc.close()
     if args.json:
         print_json(vm)
     else:
@@ -328,8 +322,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         spec = vms.CreateSpec(
             name=args.name,
             image=args.image,
@@ -341,13 +334,10 @@ def cmd_create(args: argparse.Namespace) -> int:
             options=_options(args),
         )
         return common.execute(args, svc, vms.plan_create(svc, spec))
-    finally:
-        svc.close()
 
 
 def cmd_clone(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         spec = vms.CloneSpec(
             source=args.source,
             name=args.name,
@@ -362,13 +352,10 @@ def cmd_clone(args: argparse.Namespace) -> int:
             options=_options(args),
         )
         return common.execute(args, svc, vms.plan_clone(svc, spec))
-    finally:
-        svc.close()
 
 
 def cmd_simple(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         verb = args.simple
         if verb == "enable":
             task = vms.plan_enable(svc, args.name, start=not args.nostart)
@@ -390,13 +377,10 @@ def cmd_simple(args: argparse.Namespace) -> int:
         else:
             task = vms.plan_flatten(svc, args.name)
         return common.execute(args, svc, task)
-    finally:
-        svc.close()
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         task = vms.plan_remove(svc, args.name)
         images = ", ".join(task.args.get("images", []))
         return common.execute(
@@ -406,15 +390,12 @@ def cmd_remove(args: argparse.Namespace) -> int:
             confirm_with=args.name,
             warning=f"{args.name} will be DELETED with its disks ({images}) and all snapshots.",
         )
-    finally:
-        svc.close()
 
 
 def cmd_update(args: argparse.Namespace) -> int:
     from vmconsole.core.operations import plan_update, update_plan
 
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         plan = update_plan(
             svc,
             args.name,
@@ -444,28 +425,20 @@ def cmd_update(args: argparse.Namespace) -> int:
             confirm_with=args.name if plan.restart else None,
             warning=f"{args.name} will be restarted.",
         )
-    finally:
-        svc.close()
 
 
 def cmd_move(args: argparse.Namespace) -> int:
     from vmconsole.core.operations import plan_move
 
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         return common.execute(args, svc, plan_move(svc, args.name, args.node))
-    finally:
-        svc.close()
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from vmconsole.core.operations import diagnose
 
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         report = diagnose(svc, args.name)
-    finally:
-        svc.close()
     if args.json:
         print_json(report)
         return 0
@@ -496,15 +469,12 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from vmconsole.core.operations import plan_import
 
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         return common.execute(
             args,
             svc,
             plan_import(svc, args.name, new_name=args.new_name, options=_options(args), disk_bus=args.disk_bus),
         )
-    finally:
-        svc.close()
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -512,21 +482,15 @@ def cmd_console(args: argparse.Namespace) -> int:
 
     from vmconsole.core.operations import console_argv
 
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         argv = console_argv(svc, args.name)
-    finally:
-        svc.close()
     print(f"connecting: {' '.join(argv)} (Ctrl+] to leave)", file=sys.stderr)
     return subprocess.call(argv)
 
 
 def cmd_node_list(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         state = svc.state()
-    finally:
-        svc.close()
     hosting: dict[str, list[str]] = {}
     for vm in state.vms:
         if vm.node:
@@ -557,8 +521,7 @@ def cmd_node_list(args: argparse.Namespace) -> int:
 def cmd_node(args: argparse.Namespace) -> int:
     from vmconsole.core.operations import plan_node_standby
 
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         task = plan_node_standby(svc, args.node, args.standby)
         if args.standby:
             return common.execute(
@@ -569,16 +532,11 @@ def cmd_node(args: argparse.Namespace) -> int:
                 warning=f"Every VM on {args.node} will be moved away (or stopped).",
             )
         return common.execute(args, svc, task)
-    finally:
-        svc.close()
 
 
 def cmd_metadata_list(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         values = vms.metadata_list(svc, args.name)
-    finally:
-        svc.close()
     if args.json:
         print_json(values)
     else:
@@ -588,11 +546,8 @@ def cmd_metadata_list(args: argparse.Namespace) -> int:
 
 
 def cmd_metadata_get(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         value = vms.metadata_get(svc, args.name, args.key)
-    finally:
-        svc.close()
     if args.json:
         print_json({"key": args.key, "value": value})
     else:
@@ -601,32 +556,22 @@ def cmd_metadata_get(args: argparse.Namespace) -> int:
 
 
 def cmd_metadata_set(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         return common.execute(args, svc, vms.plan_metadata_set(svc, args.name, args.pairs))
-    finally:
-        svc.close()
 
 
 def cmd_metadata_remove(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         return common.execute(args, svc, vms.plan_metadata_set(svc, args.name, {}, remove=args.keys))
-    finally:
-        svc.close()
 
 
 def cmd_colocate(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         return common.execute(args, svc, vms.plan_colocate(svc, args.name, args.resources, args.strong))
-    finally:
-        svc.close()
 
 
 def cmd_remote_add(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         task = vms.plan_remote(
             svc,
             args.name,
@@ -636,24 +581,16 @@ def cmd_remote_add(args: argparse.Namespace) -> int:
             timeout=args.remote_timeout,
         )
         return common.execute(args, svc, task)
-    finally:
-        svc.close()
 
 
 def cmd_remote_remove(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         return common.execute(args, svc, vms.plan_remote(svc, args.name, remote_name=None))
-    finally:
-        svc.close()
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         records = svc.history()
-    finally:
-        svc.close()
     if args.vm:
         records = [r for r in records if r.get("vm") == args.vm]
     records = records[-args.limit :]
@@ -672,8 +609,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_lock(args: argparse.Namespace) -> int:
     from vmconsole.core.recovery import break_lock, lock_status
 
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         if args.verb == "show":
             status = lock_status(svc, args.name)
             if args.json:
@@ -694,15 +630,12 @@ def cmd_lock(args: argparse.Namespace) -> int:
         else:
             print(f"lock of {args.name} broken: {', '.join(broken)}")
         return 0
-    finally:
-        svc.close()
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
     from vmconsole.core.recovery import forget, incomplete_tasks, undo_task
 
-    svc = common.services(args)
-    try:
+    with common.open_services(args) as svc:
         if args.task is None:
             entries = incomplete_tasks(svc)
             if args.json:
@@ -730,5 +663,3 @@ def cmd_recover(args: argparse.Namespace) -> int:
         else:
             print(safe(result["message"]))
         return 0
-    finally:
-        svc.close()
