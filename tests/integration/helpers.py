@@ -6,6 +6,9 @@ import hashlib
 import json
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from vmconsole.config import Config
 from vmconsole.core import naming
 from vmconsole.core.services import Services
 from vmconsole.core.tasks import Task
-from vmconsole.core.vms import CreateSpec, VmOptions, plan_create
+from vmconsole.core.vms import CreateSpec, VmOptions, plan_create, plan_metadata_set
 from vmconsole.lab.lab import Lab
 from vmconsole.lab.seed import base_xml, disk_image
 
@@ -115,3 +118,29 @@ def random_qcow2(path: Path, mib: int) -> Path:
     subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(path)], check=True)
     raw.unlink()
     return path
+
+
+@contextmanager
+def another_operator_holds(services: Services, config: Config, vm: str, metadata: dict[str, str]) -> Iterator[Services]:
+    """While the body runs, a task (setting ``metadata`` on ``vm``) holds the VM's lock; the body gets
+    the services of a second operator (another connection, as another console would have)."""
+    gate, release = threading.Event(), threading.Event()
+    task = plan_metadata_set(services, vm, metadata)
+    original = task.steps[0].run
+
+    def slow(ctx: Any) -> None:
+        gate.set()
+        release.wait(30)
+        original(ctx)
+
+    task.steps[0].run = slow
+    worker = threading.Thread(target=services.run, args=(task,))
+    worker.start()
+    assert gate.wait(30), "the first task never started"
+    other = Services(config)
+    try:
+        yield other
+    finally:
+        release.set()
+        worker.join(30)
+        other.close()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.integration.helpers import checksum, cli, cli_json, create_vm, write_pattern
+from tests.integration.helpers import another_operator_holds, checksum, cli, cli_json, create_vm, write_pattern
 from vmconsole.config import Config
 from vmconsole.core import naming, snapshots, vms
 from vmconsole.core.errors import ConflictError, LockedError, NotFoundError, ValidationError
@@ -88,28 +87,10 @@ def test_rollback_refusals(
         snapshots.rollback_plan(services, vm_name, "nosuch")
     # rollback while another task holds the lock
     snap(services, vm_name, "s1")
-    gate, release = threading.Event(), threading.Event()
-    task = vms.plan_metadata_set(services, vm_name, {"a": "1"})
-    original = task.steps[0].run
-
-    def slow(ctx: object) -> None:
-        gate.set()
-        release.wait(30)
-        original(ctx)  # type: ignore[arg-type]
-
-    task.steps[0].run = slow
-    worker = threading.Thread(target=services.run, args=(task,))
-    worker.start()
-    assert gate.wait(30)
-    other = Services(lab_config)
-    try:
+    with another_operator_holds(services, lab_config, vm_name, {"a": "1"}) as other:
         plan = snapshots.rollback_plan(other, vm_name, "s1")
         with pytest.raises(LockedError):
             other.run(snapshots.plan_rollback(other, plan))
-    finally:
-        release.set()
-        worker.join(30)
-        other.close()
     assert [s.name for s in services.vm(vm_name).snapshots] == ["partial", "s1"]
 
 
@@ -221,26 +202,8 @@ def test_bulk_snapshot_with_one_vm_locked(
     cleanup_vms += names
     for name in names:
         create_vm(services, lab, name, enable=False)
-    gate, release = threading.Event(), threading.Event()
-    task = vms.plan_metadata_set(services, names[1], {"x": "1"})
-    original = task.steps[0].run
-
-    def slow(ctx: object) -> None:
-        gate.set()
-        release.wait(30)
-        original(ctx)  # type: ignore[arg-type]
-
-    task.steps[0].run = slow
-    worker = threading.Thread(target=services.run, args=(task,))
-    worker.start()
-    assert gate.wait(30)
-    other = Services(lab_config)
-    try:
+    with another_operator_holds(services, lab_config, names[1], {"x": "1"}) as other:
         result = other.run(snapshots.plan_bulk_snapshot(other, names, "bulk"))
-    finally:
-        release.set()
-        worker.join(30)
-        other.close()
     assert result.data["results"][names[0]] == "ok" and result.data["results"][names[2]] == "ok"
     assert "locked by" in result.data["results"][names[1]]
     assert "FAILED" in result.message and names[1] in result.message

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import (
+    another_operator_holds,
     checksum,
     cli,
     cli_json,
@@ -212,32 +213,13 @@ def test_two_tasks_on_one_vm_the_second_is_told_who_holds_the_lock(
 ) -> None:
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name, enable=False)
-    gate = threading.Event()
-    release = threading.Event()
-    task = vms.plan_metadata_set(services, vm_name, {"a": "1"})
-    original = task.steps[0].run
-
-    def slow(ctx: object) -> None:
-        gate.set()
-        release.wait(30)
-        original(ctx)  # type: ignore[arg-type]
-
-    task.steps[0].run = slow
-    worker = threading.Thread(target=services.run, args=(task,))
-    worker.start()
-    assert gate.wait(30)
-    other = Services(lab_config)
-    try:
+    with another_operator_holds(services, lab_config, vm_name, {"a": "1"}) as other:
         with pytest.raises(LockedError) as caught:
             other.run(vms.plan_metadata_set(other, vm_name, {"b": "2"}))
         assert "metadata-set" in str(caught.value) and "since" in str(caught.value)
         result = cli(lab_config, "metadata", "set", vm_name, "c=3")
         assert result.returncode == LockedError.exit_code
         assert "locked by" in result.stderr
-    finally:
-        release.set()
-        worker.join(30)
-        other.close()
     services.run(vms.plan_metadata_set(services, vm_name, {"b": "2"}))
     assert vms.metadata_list(services, vm_name) == {"a": "1", "b": "2"}
 
