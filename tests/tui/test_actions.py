@@ -412,6 +412,13 @@ def test_help_is_for_the_focused_widget(make_app: Any) -> None:
         assert keys["Rollback"].enabled is False and "read-only" in (keys["Rollback"].reason or "")
         await pilot.press("escape", "tab", "question_mark")
         await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, HelpScreen) and screen.title_text == "ClusterPane"
+        keys = {k.description: k for k in screen.keys}
+        assert keys["Standby (drain)"].enabled is False and "read-only" in (keys["Standby (drain)"].reason or "")
+        assert keys["Online"].enabled is False
+        await pilot.press("escape", "tab", "question_mark")
+        await pilot.pause()
         assert app.screen.title_text == "SnapshotPane"  # type: ignore[attr-defined]
 
     drive(app, scenario)

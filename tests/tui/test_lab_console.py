@@ -104,8 +104,9 @@ def test_snapshot_create_and_remove_from_the_console(ui_vm: tuple[Services, str]
         await finished(pilot, app, 1)
         await fresh_state(pilot, app, lambda s: any(x.name == "uisnap1" for x in s.vm(name).snapshots), "uisnap1")
         await pilot.press("escape")  # close the progress screen
-        await pilot.press("tab")  # the snapshot pane: oldest first, then NOW
+        await pilot.press("tab", "tab")  # past the cluster pane, to the snapshot pane: oldest first, then NOW
         pane = app.screen.query_one("#snapshots")
+        assert app.screen.focused is pane
         pane.move_cursor(row=pane.get_row_index("uisnap1"))  # type: ignore[attr-defined]
         await pilot.press("delete")
         await pilot.pause()

@@ -255,7 +255,7 @@ def test_confirmation_defaults_to_no(make_app: Any, fake_services: Any) -> None:
         assert isinstance(app.screen, MainScreen) and not app.tasks
         # delete on the snapshot pane's NOW row never reaches the table's "remove VM"
         table(app).move_to("db1")
-        await pilot.press("tab")
+        await pilot.press("tab", "tab")  # the VM table, the cluster pane, then the snapshot pane
         await pilot.pause()
         assert app.screen.focused is not None and app.screen.focused.id == "snapshots"
         await pilot.press("delete")

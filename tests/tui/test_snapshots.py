@@ -138,3 +138,23 @@ def test_progress_pane_of_a_running_clone(snap_compare: Any, size: tuple[int, in
         await steady(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_confirm_node_standby(snap_compare: Any, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Any) -> None:
+        await ready(pilot)
+        await pilot.press("tab", "S", "h", "v")
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_update_diff(snap_compare: Any, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Any) -> None:
+        await ready(pilot)
+        pilot.app.show_update_diff(tui_sample.update_plan())
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)

@@ -76,6 +76,9 @@ def test_command_line_parser() -> None:
     assert cmdline.parse_command("filter status:failed node:hv1").rest == "status:failed node:hv1"
     assert cmdline.parse_command("tasks").vm is None and cmdline.parse_command("q").verb == "quit"
     assert cmdline.parse_command("rollback-undo db1").verb == "rollback-undo"
+    assert cmdline.parse_command("migrate web1 hv2") == cmdline.Command("move", "web1", ("hv2",), "web1 hv2")
+    assert cmdline.parse_command("drain hv1") == cmdline.Command("standby", None, ("hv1",), "hv1")
+    assert cmdline.parse_command("online hv3").args == ("hv3",) and cmdline.parse_command("edit db1").verb == "update"
     for bad in ("", "frobnicate web1", "start 'web1"):
         with pytest.raises(cmdline.CommandError):
             cmdline.parse_command(bad)
@@ -124,3 +127,38 @@ def test_task_record_folds_progress_events() -> None:
     assert "2/3" in current_text(record).plain  # a count, not bytes
     record.apply(ProgressEvent(kind="undo", step_index=0, message="undoing: group", **base), tui_sample.NOW)
     assert record.undoing and record.log[-1] == "12:00:00 undoing: group"
+
+
+def test_the_lifecycle_watch_stops_within_a_second_without_any_event() -> None:
+    """libvirt's loop returns only on events: the console's wrapper adds a 1 s timer so ``stop`` is seen.
+
+    Runs against libvirt's in-process test driver (``test:///default``: no daemon, no lab).
+    """
+    import threading
+    import time
+
+    import libvirt
+
+    from vmconsole.tui import ops
+
+    events: list[tuple[str, str]] = []
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=ops.watch_lifecycle, args=("test:///default", lambda d, e: events.append((d, e)), stop), daemon=True
+    )
+    thread.start()
+    time.sleep(0.3)
+    conn = libvirt.open("test:///default")  # the test driver's default connection state is shared
+    try:
+        domain = conn.lookupByName("test")
+        domain.destroy()
+        domain.create()
+        deadline = time.monotonic() + 3
+        while len(events) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        conn.close()
+    assert events[:2] == [("test", "stopped"), ("test", "started")]
+    stop.set()
+    thread.join(2.5)  # no event comes any more: the timer wakes the loop up
+    assert not thread.is_alive()

@@ -23,7 +23,9 @@ from vmconsole.core.model import (
 )
 
 if TYPE_CHECKING:
+    from vmconsole.core.operations import UpdatePlan
     from vmconsole.core.snapshots import PurgePlan, RollbackPlan
+    from vmconsole.core.vms import VmOptions
     from vmconsole.tui.task_record import TaskRecord
 
 NOW = datetime(2026, 5, 4, 12, 0, 0, tzinfo=UTC)
@@ -199,9 +201,11 @@ def fake_task(
     fail_at: int | None = None,
     summary: str = "",
     gate: object = None,
+    data: dict[str, object] | None = None,
 ) -> object:
     """A task of ``steps`` steps; with ``total`` each step reports byte progress; ``gate`` (an Event)
-    holds the first step until set, so a test can look at a running task."""
+    holds the first step until set, so a test can look at a running task; ``data`` lands in the
+    task's result (``TaskResult.data``), like what a real task's steps record."""
     import threading
 
     from vmconsole.core.errors import OperationFailed
@@ -220,6 +224,8 @@ def fake_task(
             ctx.log(f"step {index + 1} did its work")
             if summary and index == steps - 1:
                 ctx.data["_summary"] = summary
+            if data and index == steps - 1:
+                ctx.data.update(data)
 
         return Step(f"step {index + 1} of {operation}", run, lambda ctx: None)
 
@@ -291,3 +297,85 @@ def clone_record() -> TaskRecord:
     for event in events:
         record.apply(event, when)
     return record
+
+
+# ---------------------------------------------------------------------------------------------- placement and update
+DB1_XML = (
+    "<domain type='kvm'><name>db1</name><uuid>4f8a7c52-1111-4222-8333-444455556666</uuid>"
+    "<memory unit='MiB'>1024</memory><vcpu>1</vcpu><devices><disk type='network' device='disk'>"
+    "<source protocol='rbd' name='rbd/system_db1'/><target dev='vda' bus='virtio'/></disk></devices></domain>"
+)
+DB1_NEW_XML = DB1_XML.replace("1024", "2048").replace("<vcpu>1</vcpu>", "<vcpu>2</vcpu>")
+
+
+def update_plan(vm: str = "db1", *, restart: bool = True, xml: bool = True) -> UpdatePlan:
+    """What ``update_plan`` answers for db1: more memory and CPUs (a restart), priority 0 -> 5."""
+    from vmconsole.core import domain_xml
+    from vmconsole.core.operations import UpdatePlan
+
+    diff = tuple(domain_xml.xml_diff(DB1_XML, DB1_NEW_XML)) if xml else ()
+    changes: dict[str, tuple[str | None, str | None]] = {"_priority": ("0", "5")}
+    if xml:
+        changes["xml"] = (DB1_XML, DB1_NEW_XML)
+    return UpdatePlan(
+        vm=vm,
+        xml_diff=diff,
+        metadata_changes=changes,
+        restart=restart,
+        primitive_changed=True,
+        status=VmStatus.STARTED,
+    )
+
+
+class FakeOperations:
+    """Fakes of ``core.operations``' planners that record their calls and return ``fake_task``s.
+
+    ``moves`` is what a node standby/online reports in ``TaskResult.data["moves"]``; ``plan`` is
+    what ``update_plan`` answers (an exception is raised instead).
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[object, ...]]] = []
+        self.moves: dict[str, dict[str, str | None]] = {
+            "web1": {"from": "hv1", "to": "hv2"},
+            "db1": {"from": "hv1", "to": "hv2"},
+            "cache1": {"from": "hv1", "to": None},
+        }
+        self.plan: UpdatePlan | Exception = update_plan()
+
+    def install(self, monkeypatch: object) -> FakeOperations:
+        from vmconsole.core import operations
+
+        for name in ("plan_move", "plan_node_standby", "update_plan", "plan_update"):
+            monkeypatch.setattr(operations, name, getattr(self, name))  # type: ignore[attr-defined]
+        return self
+
+    def names(self) -> list[str]:
+        return [name for name, _args in self.calls]
+
+    def plan_move(self, services: object, vm: str, node: str) -> object:
+        self.calls.append(("plan_move", (vm, node)))
+        return fake_task("move", vm, 1, summary=f"{vm} moved to {node}")
+
+    def plan_node_standby(self, services: object, node: str, standby: bool, *, wait: float = 600) -> object:
+        self.calls.append(("plan_node_standby", (node, standby)))
+        verb = "standby" if standby else "online"
+        return fake_task(f"node-{verb}", None, 1, summary=f"node {node} {verb}", data={"moves": self.moves})
+
+    def update_plan(
+        self,
+        services: object,
+        vm: str,
+        *,
+        xml: str | None = None,
+        options: VmOptions | None = None,
+        remove_metadata: tuple[str, ...] = (),
+    ) -> UpdatePlan:
+        self.calls.append(("update_plan", (vm, xml, options)))
+        if isinstance(self.plan, Exception):
+            raise self.plan
+        return self.plan
+
+    def plan_update(self, services: object, plan: UpdatePlan) -> object:
+        self.calls.append(("plan_update", (plan.vm, plan.restart)))
+        return fake_task("update", plan.vm, 1, summary=f"{plan.vm} updated in place")

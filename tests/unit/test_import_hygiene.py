@@ -45,3 +45,18 @@ def test_backends_do_not_import_services() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_the_faces_never_call_a_backend_directly() -> None:
+    """The console and the CLI go through the service layer (design rule), checked in the sources."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "vmconsole"
+    offenders = [
+        f"{path.relative_to(root)}:{number}"
+        for face in ("tui", "cli")
+        for path in sorted((root / face).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if line.lstrip().startswith(("import vmconsole.backends", "from vmconsole.backends"))
+    ]
+    assert offenders == []

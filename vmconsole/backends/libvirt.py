@@ -173,7 +173,9 @@ class LibvirtSession:
 def watch_lifecycle(uri: str, on_event: Callable[[str, str], None], stop: threading.Event) -> None:
     """Call ``on_event(domain, event)`` for each domain lifecycle event until ``stop`` is set.
 
-    Runs libvirt's default event loop in the calling thread (give it a thread of its own).
+    Runs libvirt's default event loop in the calling thread (give it a thread of its own). A 1 s
+    libvirt timer wakes the loop up, so ``stop`` is noticed within a second even when nothing happens;
+    the watch ends when the connection closes.
     """
     names = {
         libvirt.VIR_DOMAIN_EVENT_DEFINED: "defined",
@@ -186,16 +188,21 @@ def watch_lifecycle(uri: str, on_event: Callable[[str, str], None], stop: thread
         libvirt.VIR_DOMAIN_EVENT_CRASHED: "crashed",
     }
     _ensure_event_loop()
+    timer = libvirt.virEventAddTimeout(1000, lambda *_args: None, None)
     conn = libvirt.openReadOnly(uri)
+    closed = threading.Event()
 
     def callback(_conn: Any, dom: Any, event: int, _detail: int, _opaque: Any) -> None:
         on_event(dom.name(), names.get(event, "changed"))
 
     callback_id = conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, callback, None)
+    with contextlib.suppress(libvirt.libvirtError):
+        conn.registerCloseCallback(lambda *_args: closed.set(), None)
     try:
-        while not stop.is_set():
+        while not stop.is_set() and not closed.is_set():
             libvirt.virEventRunDefaultImpl()
     finally:
+        libvirt.virEventRemoveTimeout(timer)
         with contextlib.suppress(libvirt.libvirtError):
             conn.domainEventDeregisterAny(callback_id)
             conn.close()

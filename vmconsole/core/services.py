@@ -26,6 +26,16 @@ from vmconsole.core.tasks import Listener, Task, TaskResult, TaskRunner
 POLL = 0.3
 
 
+def watch_lifecycle(uri: str, on_event: Callable[[str, str], None], stop: threading.Event) -> None:
+    """libvirt's domain lifecycle events at ``uri`` until ``stop`` is set (blocks: give it a thread).
+
+    Wakes up every second to notice ``stop``; ends when the connection closes.
+    """
+    from vmconsole.backends.libvirt import watch_lifecycle as watch
+
+    watch(uri, on_event, stop)
+
+
 class Services:
     def __init__(self, config: Config, listener: Listener | None = None) -> None:
         self.config = config
@@ -45,6 +55,10 @@ class Services:
 
     def libvirt(self) -> LibvirtSession:
         return LibvirtSession(self.config.libvirt.uri)
+
+    def watch_lifecycle(self, on_event: Callable[[str, str], None], stop: threading.Event) -> None:
+        """libvirt's domain lifecycle events on this host until ``stop`` is set (blocks: give it a thread)."""
+        watch_lifecycle(self.config.libvirt.uri, on_event, stop)
 
     def close(self) -> None:
         with self._lock:

@@ -21,9 +21,12 @@ class ActionSpec:
     needs_vm: bool = True  # acts on the VM under the cursor (or the one named on the command line)
     show: bool = False  # shown in the footer
     aliases: tuple[str, ...] = ()
+    needs_node: bool = False  # acts on the node under the cluster pane's cursor (or the one named)
 
     @property
     def binding_id(self) -> str:
+        if self.needs_node:
+            return f"node.{self.name}"
         return f"vm.{self.name}" if self.needs_vm else f"console.{self.name}"
 
 
@@ -41,6 +44,22 @@ VM_ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("purge", "P", "Purge", "Purge old snapshots (dry-run list first)", True),
     ActionSpec("clone", "C", "Clone", "Clone the VM (deep copy or linked)", True),
+    ActionSpec(
+        "move",
+        "M",
+        "Move",
+        "Move (live-migrate) the VM to another online node: pick the node, then y/n",
+        True,
+        aliases=("migrate",),
+    ),
+    ActionSpec(
+        "update",
+        "u",
+        "Update",
+        "Update the VM in place: new domain XML and/or settings, review the diff, then confirm",
+        True,
+        aliases=("edit",),
+    ),
     ActionSpec("metadata", "m", "Metadata", "View and edit the VM's metadata", False, aliases=("meta",)),
     ActionSpec("config", "v", "Config", "View the VM's domain XML (_base_xml vs xml diff)", False, aliases=("xml",)),
     ActionSpec("console", "o", "Console", "Attach to the VM's serial console (virsh console)", True),
@@ -62,6 +81,35 @@ ALL_ACTIONS: tuple[ActionSpec, ...] = VM_ACTIONS + GLOBAL_ACTIONS
 
 BY_NAME: dict[str, ActionSpec] = {a.name: a for a in ALL_ACTIONS}
 for _spec in ALL_ACTIONS:
+    for _alias in _spec.aliases:
+        BY_NAME[_alias] = _spec
+
+# Node actions: bound in the cluster pane (on the node under its cursor), listed per node in the
+# palette, and ``:standby hv1`` / ``:online hv1`` on the command line. Not on the VM table's keys.
+NODE_ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec(
+        "standby",
+        "S",
+        "Standby (drain)",
+        "Put the node in standby: its VMs move away (type the node name to confirm)",
+        True,
+        needs_vm=False,
+        needs_node=True,
+        aliases=("drain", "node-standby"),
+    ),
+    ActionSpec(
+        "online",
+        "O",
+        "Online",
+        "Bring the node back online: it can host VMs again (y/n confirmation)",
+        True,
+        needs_vm=False,
+        needs_node=True,
+        aliases=("node-online",),
+    ),
+)
+for _spec in NODE_ACTIONS:
+    BY_NAME[_spec.name] = _spec
     for _alias in _spec.aliases:
         BY_NAME[_alias] = _spec
 

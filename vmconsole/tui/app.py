@@ -8,11 +8,15 @@ How it is put together (see ``/work/shared/design.md``):
   line alike; it checks read-only mode, opens the action's screen or confirmation, then
   ``start_task`` plans and runs the core task in a thread worker and shows its progress;
 * errors: every worker's failure comes back through ``on_worker_state_changed`` and is shown by
-  ``show_error`` (message, field, hint), the one error path of the console.
+  ``show_error`` (message, field, hint), the one error path of the console;
+* libvirt lifecycle events (real mode only): a daemon thread watches this host's domains and each
+  event posts a ``LifecycleEvent`` that nudges ``refresh_now`` (at most once per ``NUDGE_EVERY``);
+  when libvirt cannot be watched the console just keeps polling.
 """
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import threading
 import time
@@ -35,14 +39,15 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from vmconsole.config import Config
 from vmconsole.core import operations, snapshots, vms
 from vmconsole.core.errors import Cancelled, VmConsoleError
-from vmconsole.core.model import ClusterState, VmState
+from vmconsole.core.model import ClusterState, NodeState, NodeStatus, VmState, VmStatus
+from vmconsole.core.operations import UpdatePlan
 from vmconsole.core.rights import read_only_reason
 from vmconsole.core.services import Services
 from vmconsole.core.snapshots import PurgePlan, RollbackPlan
 from vmconsole.core.tasks import ProgressEvent, Task, TaskResult
 from vmconsole.tui import ops, text
 from vmconsole.tui.actions import BY_NAME, ActionSpec
-from vmconsole.tui.messages import TaskEvent, TaskPlanned
+from vmconsole.tui.messages import LifecycleEvent, TaskEvent, TaskPlanned
 from vmconsole.tui.provider import VmCommandProvider
 from vmconsole.tui.screens.confirm import ConfirmModal
 from vmconsole.tui.screens.help import HelpScreen, KeyHelp
@@ -53,6 +58,8 @@ from vmconsole.tui.task_record import FollowUp, TaskRecord, TaskState
 
 T = TypeVar("T")
 MAX_INTERVAL = 30.0  # the refresh backoff never waits longer than this
+NUDGE_EVERY = 0.5  # libvirt events nudge the refresh at most this often (seconds)
+logger = logging.getLogger(__name__)
 Planner = Callable[[Services], Task]
 
 
@@ -116,6 +123,7 @@ class VmConsoleApp(App[int]):
         check_rights: bool | None = None,
         check_recovery: bool | None = None,
         auto_refresh: bool = True,
+        watch_events: bool | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -132,6 +140,7 @@ class VmConsoleApp(App[int]):
             self.read_only_reason = read_only_reason(config)
         self.read_only = self.read_only_reason is not None
         self._check_recovery = check_recovery if check_recovery is not None else not injected
+        self._watch_events = watch_events if watch_events is not None else not injected
         self.auto_read = auto_refresh
         self.interval = max(config.console.refresh_interval, 0.5)
         # refresh state
@@ -151,6 +160,13 @@ class VmConsoleApp(App[int]):
         self._call_ids = 0
         self._quitting = False
         self.state_signal: Signal[ClusterState] = Signal(self, "state")
+        # libvirt lifecycle events
+        self._events_stop = threading.Event()
+        self._events_thread: threading.Thread | None = None
+        self._nudge_timer: Timer | None = None
+        self._last_event_nudge = 0.0
+        self.lifecycle_events = 0  # events received (shown nowhere; for tests and debugging)
+        self.lifecycle_problem: str | None = None  # why the events are not watched, if they are not
 
     # ------------------------------------------------------------------------------------ basics
     def now(self) -> datetime:
@@ -173,8 +189,11 @@ class VmConsoleApp(App[int]):
             self.set_keymap(self._keymap)
         self.set_interval(1.0, self._tick)
         self.refresh_now()
+        if self._watch_events:
+            self._start_lifecycle_watch()
 
     def on_unmount(self) -> None:
+        self._events_stop.set()
         if self._services is not None and self._own_services:
             self._services.close()
 
@@ -255,6 +274,54 @@ class VmConsoleApp(App[int]):
                 main.show_tasks(sum(1 for r in self.tasks if r.active))
             except NoMatches:
                 pass  # not composed yet: its on_mount asks again
+
+    # ------------------------------------------------------------------------------------ libvirt events
+    def _start_lifecycle_watch(self) -> None:
+        """Watch this host's libvirt domain events in a daemon thread; each one nudges the refresh.
+
+        Not a Textual worker: the watch blocks in libvirt's event loop for the console's whole life
+        (it wakes up every second to see ``_events_stop``, set on unmount), and it must never hold
+        the exit. When libvirt cannot be watched (no daemon, no rights) the console keeps polling.
+        """
+        stop = self._events_stop
+        uri = self.config.libvirt.uri
+
+        def on_event(domain: str, event: str) -> None:
+            # post_message is thread-safe and, unlike call_from_thread, never blocks this thread:
+            # libvirt's loop must keep turning (its keepalives) even while the UI is suspended
+            # (``virsh console``) or busy.
+            if stop.is_set():
+                return
+            try:
+                self.post_message(LifecycleEvent(domain, event))
+            except RuntimeError:  # the app's loop is gone
+                stop.set()
+
+        def watch() -> None:
+            try:
+                ops.watch_lifecycle(uri, on_event, stop)
+            except Exception as exc:  # no libvirt here: polling alone is fine
+                self.lifecycle_problem = f"{type(exc).__name__}: {exc}"
+                logger.info("libvirt lifecycle events not watched (%s): the console polls", self.lifecycle_problem)
+
+        self._events_thread = threading.Thread(target=watch, name="vmconsole-libvirt-events", daemon=True)
+        self._events_thread.start()
+
+    def on_lifecycle_event(self, message: LifecycleEvent) -> None:
+        """A domain started, stopped, migrated...: read the cluster soon, at most once per ``NUDGE_EVERY``."""
+        self.lifecycle_events += 1
+        if self._nudge_timer is not None:
+            return  # a nudge is already due: it reads the state this event changed too
+        wait = self._last_event_nudge + NUDGE_EVERY - time.monotonic()
+        if wait <= 0:
+            self._event_nudge()
+        else:
+            self._nudge_timer = self.set_timer(wait, self._event_nudge, name="libvirt-nudge")
+
+    def _event_nudge(self) -> None:
+        self._nudge_timer = None
+        self._last_event_nudge = time.monotonic()
+        self.refresh_now()
 
     # ------------------------------------------------------------------------------------ workers
     def call_in_thread(
@@ -423,8 +490,13 @@ class VmConsoleApp(App[int]):
         return self.state.vm(name) if self.state is not None and name else None
 
     # ------------------------------------------------------------------------------------ perform
-    def perform(self, action: str, vm: str | None = None, *, snapshot: str | None = None) -> None:
-        """Run one action by name (keys, palette and ``:`` all come here)."""
+    def perform(
+        self, action: str, vm: str | None = None, *, snapshot: str | None = None, node: str | None = None
+    ) -> None:
+        """Run one action by name (keys, palette and ``:`` all come here).
+
+        ``node`` is the node of a node action (standby, online), or the target of a move.
+        """
         spec = BY_NAME.get(action)
         if spec is None:
             self.notify(text.safe(f"unknown action {action!r}"), severity="error", markup=False)
@@ -434,6 +506,17 @@ class VmConsoleApp(App[int]):
             self.notify_disabled(spec, reason)
             return
         handler = getattr(self, f"_do_{spec.name.replace('-', '_')}")
+        if spec.needs_node:
+            node_state = self.state.node(node) if self.state is not None and node else None
+            if node is None:
+                self.notify("No node selected (tab to the cluster pane).", severity="warning", markup=False)
+            elif node_state is None:
+                self.notify(
+                    text.safe(f"No node named {node!r} in the last cluster state."), severity="error", markup=False
+                )
+            else:
+                handler(node_state)
+            return
         if not spec.needs_vm:
             handler()
             return
@@ -446,6 +529,8 @@ class VmConsoleApp(App[int]):
             return
         if spec.name.startswith("snapshot") or spec.name == "rollback":
             handler(state, snapshot)
+        elif spec.name == "move":
+            handler(state, node)
         else:
             handler(state)
 
@@ -583,6 +668,203 @@ class VmConsoleApp(App[int]):
         if main is not None:
             main.table.move_to(vm.name)
             main.toggle_mark()
+
+    # --- placement: move a VM, drain or bring back a node
+    def _do_move(self, vm: VmState, node: str | None = None) -> None:
+        from vmconsole.tui.screens.node_pick import NodePickScreen
+
+        name = vm.name
+        if vm.status is not VmStatus.STARTED:
+            self.notify(
+                text.safe(f"{name} is {vm.status.value}: only a Started VM can be moved."),
+                title="Move",
+                severity="warning",
+                markup=False,
+            )
+            return
+        state = self.state
+        candidates = [
+            n
+            for n in (state.nodes if state is not None else ())
+            if n.kind == "member" and n.status is NodeStatus.ONLINE and n.name != vm.node
+        ]
+        if not candidates:
+            self.notify(
+                text.safe(f"No other online node to move {name} to."), title="Move", severity="warning", markup=False
+            )
+            return
+        if node is not None:
+            if not any(n.name == node for n in candidates):
+                choices = ", ".join(n.name for n in candidates)
+                self.notify(
+                    text.safe(f"{node} is not another online node for {name}; choose one of: {choices}"),
+                    title="Move",
+                    severity="warning",
+                    markup=False,
+                )
+                return
+            self._confirm_move(vm, node)
+            return
+
+        def picked(target: str | None) -> None:
+            if target is not None:
+                self._confirm_move(vm, target)
+
+        self.push_screen(NodePickScreen(vm, candidates, state.vms if state is not None else ()), picked)
+
+    def _confirm_move(self, vm: VmState, target: str) -> None:
+        name, source = vm.name, vm.node
+        body = Text.assemble("Move ", self._where(vm), "\n  from ", text.plain(source or "-", "bold"))
+        body.append("\n  to   ")
+        body.append(text.plain(target, "bold"))
+        body.append("?\n\n")
+        if vm.settings.get("live_migration"):
+            body.append("Live migration is on: the VM keeps running while it moves.")
+        else:
+            body.append(
+                "Live migration is off: the VM is stopped on its node and started again on the new one;"
+                " its services are down meanwhile.",
+                style="yellow",
+            )
+        if vm.settings.get("preferred_host"):
+            body.append("\nIts preferred host becomes ")
+            body.append(text.plain(target, "bold"))
+            body.append(".")
+        self.confirm(
+            f"Move {text.safe(name)}",
+            body,
+            lambda: self.start_task(
+                f"move {name} {source or '-'} → {target}", name, lambda s: operations.plan_move(s, name, target)
+            ),
+            label="Move",
+            danger=False,
+        )
+
+    def _hosted(self, node: str) -> list[VmState]:
+        return sorted((vm for vm in self.state.vms if vm.node == node), key=lambda vm: vm.name) if self.state else []
+
+    def _do_standby(self, node: NodeState) -> None:
+        name = node.name
+        if node.status is NodeStatus.STANDBY:
+            self.notify(text.safe(f"Node {name} is already in standby."), severity="warning", markup=False)
+            return
+        hosted = self._hosted(name)
+        body = Text.assemble("Put node ", text.plain(name, "bold"), " in standby (drain it)?\n\n")
+        if hosted:
+            count = len(hosted)
+            body.append(
+                f"Pacemaker moves the {count} VM{'s' if count != 1 else ''} it hosts to other nodes"
+                " (live-migrated where allowed, otherwise stopped and started again):\n"
+            )
+            for vm in hosted:
+                body.append("  • ")
+                body.append(self._where(vm))
+                body.append("\n")
+        else:
+            body.append("It hosts no VM now.\n")
+        body.append(
+            "\nA VM that can run nowhere else is stopped. The node takes no VM until it is brought online again (O)."
+        )
+        self.confirm(
+            f"Standby {text.safe(name)}",
+            body,
+            lambda: self.start_task(
+                f"standby {name}",
+                None,
+                lambda s: operations.plan_node_standby(s, name, True),
+                on_finish=self._report_moves,
+            ),
+            label="Standby (drain)",
+            typed=name,
+            typed_what="the node name",
+        )
+
+    def _do_online(self, node: NodeState) -> None:
+        name = node.name
+        if node.status is NodeStatus.ONLINE:
+            self.notify(text.safe(f"Node {name} is already online."), severity="warning", markup=False)
+            return
+        body = Text.assemble(
+            "Bring node ",
+            text.plain(name, "bold"),
+            " (",
+            text.plain(node.status.value),
+            ") back online?\n\n",
+            "It can host VMs again: Pacemaker may move VMs to it (preferred hosts, location constraints).",
+        )
+        self.confirm(
+            f"Online {text.safe(name)}",
+            body,
+            lambda: self.start_task(
+                f"online {name}",
+                None,
+                lambda s: operations.plan_node_standby(s, name, False),
+                on_finish=self._report_moves,
+            ),
+            label="Online",
+            danger=False,
+        )
+
+    def _report_moves(self, record: TaskRecord) -> None:
+        """After a node standby/online: where each VM went, in the task's log and a notification."""
+        if record.state is not TaskState.DONE or record.result is None:
+            return
+        moves = record.result.data.get("moves") or {}
+        now = self.now()
+        if not moves:
+            record.add_log(now, "no VM moved")
+            return
+        lines = [
+            f"{vm}: {where.get('from') or '-'} → {where.get('to') or 'stopped'}"
+            for vm, where in sorted(moves.items())
+            if isinstance(where, Mapping)
+        ]
+        record.add_log(now, "where each VM went:")
+        for line in lines:
+            record.add_log(now, f"  {line}")
+        self.notify(
+            "\n".join(text.safe(line) for line in lines),
+            title=text.safe(f"{record.title}: where the VMs went"),
+            timeout=15,
+            markup=False,
+        )
+
+    # --- update in place
+    def _do_update(self, vm: VmState) -> None:
+        from vmconsole.tui.screens.update import UpdateScreen
+
+        def planned(plan: UpdatePlan | None) -> None:
+            if plan is not None:
+                self.show_update_diff(plan)
+
+        self.push_screen(UpdateScreen(vm, self.state.nodes if self.state is not None else ()), planned)
+
+    def show_update_diff(self, plan: UpdatePlan) -> None:
+        from vmconsole.tui.screens.update_diff import UpdateDiffScreen
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                vm = plan.vm
+                self.start_task(
+                    f"update {vm}", vm, lambda s: operations.plan_update(s, plan), on_finish=self._reread_config
+                )
+
+        self.push_screen(UpdateDiffScreen(plan), confirmed)
+
+    def _reread_config(self, record: TaskRecord) -> None:
+        """After an update, an open XML view of the VM shows the new definition."""
+        from vmconsole.tui.screens.config_view import ConfigScreen
+
+        vm = record.vm
+        views = [s for s in self.screen_stack if isinstance(s, ConfigScreen) and s.config.vm == vm]
+        if record.state is not TaskState.DONE or vm is None or not views:
+            return
+
+        def show(config: ops.DomainConfig) -> None:
+            for view in views:
+                view.show_config(config)
+
+        self.call_in_thread(lambda: ops.read_domain_config(self.services, vm), show, f"read the XML of {vm}")
 
     # --- snapshots
     def _do_snapshot(self, vm: VmState, name: str | None = None) -> None:

@@ -1,4 +1,6 @@
-"""The ``:`` command line: ``:start web1``, ``:snapshot db1 before-upgrade``, ``:filter status:failed``.
+"""The ``:`` command line: ``:start web1``, ``:snapshot db1 before-upgrade``, ``:filter status:failed``,
+``:move web1 hv2`` (the target node; without it, the node picker), ``:standby hv1`` / ``:online hv1``
+(a node; without it, the one under the cluster pane's cursor).
 
 A command runs the same flow as its key (same screens, same confirmations); a VM named on the line
 replaces the VM under the cursor.

@@ -25,3 +25,12 @@ class TaskPlanned(Message):
         self.operation = operation
         self.steps = steps
         self.description = description
+
+
+class LifecycleEvent(Message):
+    """libvirt reported a lifecycle event of a domain on this host (posted from the watch thread)."""
+
+    def __init__(self, domain: str, event: str) -> None:
+        super().__init__()
+        self.domain = domain
+        self.event = event

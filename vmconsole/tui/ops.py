@@ -5,11 +5,14 @@ Every function here runs in a thread worker (it may block on the cluster) and on
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from vmconsole.core import vms
 from vmconsole.core.services import Services
+from vmconsole.core.services import watch_lifecycle as services_watch
 
 
 @dataclass(frozen=True)
@@ -26,3 +29,8 @@ def read_domain_config(services: Services, vm: str) -> DomainConfig:
 
 def read_history(services: Services) -> list[dict[str, Any]]:
     return services.history()
+
+
+def watch_lifecycle(uri: str, on_event: Callable[[str, str], None], stop: threading.Event) -> None:
+    """libvirt's domain lifecycle events on this host until ``stop`` is set (core's watch; blocks)."""
+    services_watch(uri, on_event, stop)

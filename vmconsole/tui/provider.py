@@ -1,4 +1,6 @@
-"""The command palette (ctrl+p): every action, for the VM under the cursor, plus views and filters.
+"""The command palette (ctrl+p): every action, for the VM under the cursor, the node actions for each
+node (standby for a node that is not in standby, online for one that is not online), plus views and
+filters.
 
 Built from the same action table as the key bindings, so palette and keys never disagree; an
 action disabled in read-only mode is still listed (marked) and says why when chosen.
@@ -14,8 +16,9 @@ from typing import TYPE_CHECKING, cast
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
+from vmconsole.core.model import NodeStatus
 from vmconsole.tui import text
-from vmconsole.tui.actions import ALL_ACTIONS
+from vmconsole.tui.actions import ALL_ACTIONS, NODE_ACTIONS
 from vmconsole.tui.filtering import SORT_COLUMNS
 
 if TYPE_CHECKING:
@@ -57,6 +60,20 @@ class VmCommandProvider(Provider):
             else:
                 out.append(
                     PaletteCommand(f"{spec.label}{suffix}", spec.description, partial(app.perform, spec.name, None))
+                )
+        for node in app.state.nodes if app.state is not None else ():
+            for spec in NODE_ACTIONS:
+                if (spec.name == "standby" and node.status is NodeStatus.STANDBY) or (
+                    spec.name == "online" and node.status is NodeStatus.ONLINE
+                ):
+                    continue
+                suffix = " (read-only)" if app.disabled_reason(spec) else ""
+                out.append(
+                    PaletteCommand(
+                        f"{spec.label}: node {text.safe(node.name)}{suffix}",
+                        f"{spec.description} (now {node.status.value})",
+                        partial(app.perform, spec.name, node=node.name),
+                    )
                 )
         if main is not None:
             for label, query in (

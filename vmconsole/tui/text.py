@@ -47,6 +47,12 @@ def plain(value: object, style: str = "") -> Text:
     return result
 
 
+def literal_block(value: str) -> str:
+    """A multi-line text (an XML, a diff) for ``Syntax``: each line made safe, line breaks kept,
+    tabs as four spaces."""
+    return "\n".join(safe(line.replace("\t", "    ")) for line in value.splitlines())
+
+
 def join(parts: Iterable[Text | str], separator: str = "") -> Text:
     """Concatenate; ``str`` parts are program text (never cluster data) and are taken literally."""
     result = Text(end="")

@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.syntax import Syntax
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
@@ -15,14 +16,12 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from vmconsole.core import domain_xml
 from vmconsole.core.errors import VmConsoleError
-from vmconsole.tui import text
+from vmconsole.tui import gate, text
 from vmconsole.tui.ops import DomainConfig
 from vmconsole.tui.screens.form_base import FormScreen
 
-
-def _literal(xml: str) -> str:
-    """Control characters made visible, line breaks and tabs kept."""
-    return "\n".join(text.safe(line.replace("\t", "    ")) for line in xml.splitlines())
+if TYPE_CHECKING:
+    from vmconsole.tui.app import VmConsoleApp
 
 
 def diff_lines(config: DomainConfig) -> list[str]:
@@ -40,9 +39,15 @@ class ConfigScreen(FormScreen[None]):
 
 **Diff**: `_base_xml` (the XML given at create/clone time) against `xml` (what the resource agent
 defines: the RBD disks and the UUID added), both in canonical form. The other tabs show each XML.
+
+**u** updates the VM in place: give a new XML file and/or change priority, stop timeout, live
+migration or the preferred host, review the service's plan and diff, then confirm.
 """
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "dismiss", "Back", id="config.back")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "dismiss", "Back", id="config.back"),
+        Binding("u", "open('update')", "Edit / update", id="config.update"),
+    ]
 
     def __init__(self, config: DomainConfig) -> None:
         super().__init__(classes="form-screen")
@@ -51,10 +56,14 @@ defines: the RBD disks and the UUID added), both in canonical form. The other ta
     def compose(self) -> ComposeResult:
         config = self.config
         lines = diff_lines(config)
-        with Vertical(classes="form fill", id="config-form"), TabbedContent(initial="tab-diff"):
+        form = Vertical(classes="form fill", id="config-form")
+        form.border_title = Text.assemble("Domain XML of ", text.plain(config.vm))
+        with form, TabbedContent(initial="tab-diff"):
             with TabPane("Diff", id="tab-diff"), VerticalScroll(classes="xml-view"):
                 if lines:
-                    yield Static(Syntax(_literal("\n".join(lines)), "diff", theme="ansi_dark", word_wrap=False))
+                    yield Static(
+                        Syntax(text.literal_block("\n".join(lines)), "diff", theme="ansi_dark", word_wrap=False)
+                    )
                 elif config.base_xml and config.xml:
                     yield Static(Text("no difference (canonical forms are equal)", style="dim"))
                 else:
@@ -68,10 +77,25 @@ defines: the RBD disks and the UUID added), both in canonical form. The other ta
             for key, value in (("xml", config.xml), ("_base_xml", config.base_xml)):
                 with TabPane(key, id=f"tab-{key.strip('_')}"), VerticalScroll(classes="xml-view"):
                     if value:
-                        yield Static(Syntax(_literal(value), "xml", theme="ansi_dark", line_numbers=True))
+                        yield Static(Syntax(text.literal_block(value), "xml", theme="ansi_dark", line_numbers=True))
                     else:
                         yield Static(Text(f"the VM has no {key} metadata", style="dim"))
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.query_one("#config-form").border_title = Text.assemble("Domain XML of ", text.plain(self.config.vm))
+    @property
+    def vmapp(self) -> VmConsoleApp:
+        return cast("VmConsoleApp", self.app)
+
+    def show_config(self, config: DomainConfig) -> None:
+        """Show a fresh read (after an update of the VM)."""
+        self.config = config
+        self.refresh(recompose=True)
+
+    def action_open(self, what: str) -> None:
+        self.vmapp.perform(what, self.config.vm)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return None if gate.gated_reason(self.vmapp, action, parameters) else True
+
+    def on_key(self, event: events.Key) -> None:
+        gate.refuse_disabled_key(self, event)

@@ -25,7 +25,8 @@ class ConfirmModal(FormScreen[bool]):
 ## Confirmation
 
 Read what will happen. **escape** or **n** cancels (the default: focus is on Cancel). When asked,
-type the exact word shown (the VM name) before the confirm button unlocks.
+type the exact word shown (the VM name, the node name for a node standby, or the count of a bulk
+snapshot) before the confirm button unlocks.
 """
 
     BINDINGS: ClassVar[list[BindingType]] = [

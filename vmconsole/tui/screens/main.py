@@ -143,6 +143,10 @@ class MainScreen(Screen[None]):
     def snapshot_action(self, event: SnapshotPane.ActionRequested) -> None:
         self.vmapp.perform(event.action, event.vm, snapshot=event.snapshot)
 
+    @on(ClusterPane.ActionRequested)
+    def node_action(self, event: ClusterPane.ActionRequested) -> None:
+        self.vmapp.perform(event.action, node=event.node)
+
     # ------------------------------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "op" and parameters:
@@ -259,6 +263,10 @@ class MainScreen(Screen[None]):
             args = command.args
             if command.verb in ("snapshot", "rollback", "snapshot-remove", "snapshot-protect") and args:
                 self.vmapp.perform(command.verb, command.vm or self.table.current_vm, snapshot=args[0])
+            elif BY_NAME[command.verb].needs_node:
+                self.vmapp.perform(command.verb, node=args[0] if args else self.query_one(ClusterPane).cursor_node)
+            elif command.verb == "move" and args:
+                self.vmapp.perform(command.verb, command.vm or self.table.current_vm, node=args[0])
             else:
                 self.vmapp.perform(
                     command.verb, command.vm or (self.table.current_vm if BY_NAME[command.verb].needs_vm else None)

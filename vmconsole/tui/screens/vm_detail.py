@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
@@ -14,7 +15,7 @@ from textual.widgets import Footer, Static
 
 from vmconsole.core import operations
 from vmconsole.core.model import ClusterState, VmState
-from vmconsole.tui import text
+from vmconsole.tui import gate, text
 from vmconsole.tui.screens.form_base import FormScreen
 from vmconsole.tui.widgets.snapshot_pane import snapshot_flags, timeline
 
@@ -131,7 +132,8 @@ class VmDetailScreen(FormScreen[None]):
 
 Everything read about the VM, refreshed live: status and Pacemaker flags, failures, disks,
 snapshots, user metadata and internal settings. **d** adds the diagnosis (Pacemaker's operation
-history, libvirt's view, the QEMU log tail). **escape** goes back; **m** metadata, **v** XML.
+history, libvirt's view, the QEMU log tail). **escape** goes back; **m** metadata, **v** XML
+(and **u** there to update it), **M** moves the VM to another online node (pick, then y/n).
 """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -139,6 +141,7 @@ history, libvirt's view, the QEMU log tail). **escape** goes back; **m** metadat
         Binding("m", "open('metadata')", "Metadata", id="detail.metadata"),
         Binding("v", "open('config')", "XML", id="detail.config"),
         Binding("d", "diagnose", "Diagnose", id="detail.diagnose"),
+        Binding("M", "open('move')", "Move", id="detail.move"),
     ]
 
     def __init__(self, vm: str) -> None:
@@ -202,3 +205,9 @@ history, libvirt's view, the QEMU log tail). **escape** goes back; **m** metadat
 
     def action_open(self, what: str) -> None:
         self.vmapp.perform(what, self.vm_name)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return None if gate.gated_reason(self.vmapp, action, parameters) else True
+
+    def on_key(self, event: events.Key) -> None:
+        gate.refuse_disabled_key(self, event)

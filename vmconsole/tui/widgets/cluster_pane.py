@@ -1,12 +1,24 @@
-"""The cluster at a glance: quorum, Ceph health, and each node with the VMs it hosts."""
+"""The cluster at a glance: quorum, Ceph health, and each node with the VMs it hosts.
+
+The pane takes the focus (tab from the VM table): **up**/**down** move a cursor over the nodes and
+the node actions (standby, online) act on the node under it.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, ClassVar, cast
+
 from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.widget import Widget
 
 from vmconsole.core.model import ClusterState, NodeStatus
 from vmconsole.tui import text
+from vmconsole.tui.actions import BY_NAME, NODE_ACTIONS
+
+if TYPE_CHECKING:
+    from vmconsole.tui.app import VmConsoleApp
 
 NODE_STYLES = {
     NodeStatus.ONLINE: "green",
@@ -18,22 +30,86 @@ NODE_STYLES = {
 CEPH_STYLES = {"HEALTH_OK": "green", "HEALTH_WARN": "yellow", "HEALTH_ERR": "bold red"}
 
 
-class ClusterPane(Widget):
+class ClusterPane(Widget, can_focus=True):
     HELP = """\
 ## Cluster pane
 
 Quorum, Ceph health (with its active checks) and every node: online, standby, maintenance,
 offline; **DC** marks the designated controller; after the node, the VMs it hosts now.
+
+**up**/**down** select a node. **S** puts it in standby (drains it: its VMs move to other nodes;
+type the node name to confirm), **O** brings it back online (y/n). The progress screen, then a
+notification, say where each VM went.
 """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"cluster-pane--cursor"}
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "cursor(-1)", "Previous node", show=False, id="node.previous"),
+        Binding("down", "cursor(1)", "Next node", show=False, id="node.next"),
+        *(Binding(spec.key, f"node('{spec.name}')", spec.label, id=spec.binding_id) for spec in NODE_ACTIONS),
+    ]
+
+    class ActionRequested(Message):
+        """A node action on the node under the cursor (handled by the main screen)."""
+
+        def __init__(self, action: str, node: str) -> None:
+            super().__init__()
+            self.action = action
+            self.node = node
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.state: ClusterState | None = None
+        self.cursor_node: str | None = None
+
+    @property
+    def node_names(self) -> list[str]:
+        return [n.name for n in self.state.nodes] if self.state is not None else []
 
     def show_state(self, state: ClusterState | None) -> None:
         self.state = state
+        names = self.node_names
+        if self.cursor_node not in names:
+            self.cursor_node = names[0] if names else None
         self.refresh(layout=True)
 
+    def move_to(self, node: str) -> bool:
+        if node not in self.node_names:
+            return False
+        self.cursor_node = node
+        self.refresh()
+        return True
+
+    # ------------------------------------------------------------------------------------ keys
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "node" and parameters:
+            app = cast("VmConsoleApp", self.app)
+            if app.disabled_reason(BY_NAME[str(parameters[0])]) is not None:
+                return None  # greyed out; the main screen says why when the key is pressed
+        return True
+
+    def action_cursor(self, step: int) -> None:
+        names = self.node_names
+        if not names:
+            return
+        index = names.index(self.cursor_node) if self.cursor_node in names else 0
+        self.cursor_node = names[max(0, min(len(names) - 1, index + step))]
+        self.refresh()
+
+    def action_node(self, action: str) -> None:
+        if self.cursor_node is None:
+            self.notify("No node to act on.", severity="warning", markup=False)
+            return
+        self.post_message(self.ActionRequested(action, self.cursor_node))
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    # ------------------------------------------------------------------------------------ render
     def render(self) -> Text:
         state = self.state
         if state is None:
@@ -56,8 +132,10 @@ offline; **DC** marks the designated controller; after the node, the VMs it host
         for vm in state.vms:
             if vm.node:
                 hosted.setdefault(vm.node, []).append(vm.name)
+        cursor_style = self.get_component_rich_style("cluster-pane--cursor", partial=True) if self.has_focus else None
         for node in state.nodes:
             out.append("\n")
+            start = len(out)
             out.append("● ", style=NODE_STYLES.get(node.status, ""))
             out.append(text.plain(node.name, "bold"))
             out.append(" ")
@@ -70,6 +148,8 @@ offline; **DC** marks the designated controller; after the node, the VMs it host
             if vms:
                 out.append(": ")
                 out.append(text.plain(" ".join(vms), "dim"))
+            if cursor_style is not None and node.name == self.cursor_node:
+                out.stylize(cursor_style, start, len(out))
         for node_name, vms in hosted.items():  # a VM on a node crm_mon did not list
             out.append("\n")
             out.append("? ", style="yellow")

@@ -46,6 +46,9 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
 * Press **1**-**6** to sort by a column (again to reverse), or click a header.
 * **space** marks VMs for a bulk snapshot (**N**).
 * **/** filters: `web`, `status:failed`, `node:hv1`, `~^web[12]$` (regex), `!status:started`.
+* **M** moves (live-migrates) the VM to another online node; **u** updates it in place (new XML
+  and/or settings, with a diff before anything changes).
+* **tab** goes to the cluster pane (node standby/online), then to the snapshot pane.
 """
 
     BINDINGS: ClassVar[list[BindingType]] = [

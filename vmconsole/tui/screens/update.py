@@ -1,0 +1,199 @@
+"""``u``: update a VM in place (same name, same UUID): a new domain XML and/or a few settings.
+
+The form only gathers what the operator wants to change; **Review changes** has the service plan
+the update (``update_plan``, in a worker: it validates everything) and the next screen shows the
+plan's summary and the XML diff before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Input, Label, Select, Static
+
+from vmconsole.core import operations
+from vmconsole.core.model import NodeState, VmState
+from vmconsole.core.operations import UpdatePlan
+from vmconsole.core.vms import VmOptions
+from vmconsole.tui import form_checks, text
+from vmconsole.tui.screens.file_picker import FilePickerScreen
+from vmconsole.tui.screens.form_base import FormScreen
+
+if TYPE_CHECKING:
+    from vmconsole.tui.app import VmConsoleApp
+
+KEEP = "\x00keep"  # the Select value meaning "leave this setting as it is"
+
+
+def _current(value: Any, default: str) -> str:
+    return f"now {text.safe(value)}" if value not in (None, "") else f"now {default}"
+
+
+class UpdateScreen(FormScreen[UpdatePlan | None]):
+    HELP = """\
+## Update a VM in place
+
+Give a new **domain XML** (without disks: vmconsole adds the RBD disks and keeps the UUID) and/or
+change **priority**, **stop timeout**, **live migration** or the **preferred host**. Empty fields
+and "unchanged" keep the current value.
+
+**Review changes** has the service plan the update: the next screen shows what changes (settings,
+the XML diff) and whether the VM must be restarted; nothing is written before you confirm there.
+"""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel", id="form.cancel")]
+
+    def __init__(self, vm: VmState, nodes: Sequence[NodeState] = ()) -> None:
+        super().__init__(classes="form-screen")
+        self.vm = vm
+        self.nodes = tuple(n.name for n in nodes if n.kind == "member")
+        self.xml_text: str | None = None
+        self.planning = False
+
+    @property
+    def vmapp(self) -> VmConsoleApp:
+        return cast("VmConsoleApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        vm = self.vm
+        settings = vm.settings
+        live_now = "on" if settings.get("live_migration") else "off"
+        preferred_now = settings.get("preferred_host")
+        live: list[tuple[Text, str]] = [
+            (Text(f"unchanged (now {live_now})"), KEEP),
+            (Text("on: move by live migration"), "on"),
+            (Text("off: move by stop and start"), "off"),
+        ]
+        hosts: list[tuple[Text, str]] = [(Text.assemble("unchanged (", _current(preferred_now, "none"), ")"), KEEP)]
+        hosts += [(text.plain(name), name) for name in self.nodes]
+        with Vertical(classes="form", id="update-form"):
+            with VerticalScroll(classes="form-body"):
+                intro = Text.assemble("Update ", text.plain(vm.name, "bold"), " (", text.status_text(vm))
+                if vm.node:
+                    intro.append(" on ")
+                    intro.append(text.plain(vm.node, "bold"))
+                intro.append(") in place: same name, same UUID.")
+                yield Static(intro)
+                with Horizontal(classes="form-row"):
+                    yield Label("Domain XML", classes="form-label")
+                    yield Input(placeholder="optional: a new XML file (without disks)", id="update-xml")
+                    yield Button("Browse…", id="browse-xml")
+                yield Static("", id="update-xml-error", classes="field-error")
+                with Horizontal(classes="form-row"):
+                    yield Label("Priority", classes="form-label")
+                    yield Input(placeholder=_current(settings.get("priority"), "0"), id="update-priority")
+                with Horizontal(classes="form-row"):
+                    yield Label("Stop timeout", classes="form-label")
+                    yield Input(
+                        placeholder=_current(settings.get("stop_timeout"), "30") + " (seconds, or 2min…)",
+                        id="update-stop-timeout",
+                    )
+                with Horizontal(classes="form-row"):
+                    yield Label("Live migr.", classes="form-label")
+                    yield Select(live, value=KEEP, allow_blank=False, id="update-live")
+                with Horizontal(classes="form-row"):
+                    yield Label("Preferred", classes="form-label")
+                    yield Select(hosts, value=KEEP, allow_blank=False, id="update-preferred")
+                if settings.get("pinned_host"):
+                    yield Static(
+                        Text.assemble(
+                            "Pinned to ",
+                            text.plain(settings.get("pinned_host"), "bold"),
+                            ": choosing a preferred host unpins it.",
+                        ),
+                        classes="form-note",
+                    )
+                yield Static("", id="update-status", classes="form-note")
+            with Horizontal(classes="form-buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Review changes…", id="ok", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#update-form").border_title = Text.assemble("Update ", text.plain(self.vm.name))
+        self.query_one("#update-status", Static).display = False
+        self.query_one("#update-xml-error", Static).display = False
+        self.query_one("#update-xml", Input).focus()
+
+    def _value(self, widget_id: str) -> str:
+        return self.query_one(f"#{widget_id}", Input).value.strip()
+
+    @on(Input.Changed, "#update-xml")
+    def check_xml(self) -> bool:
+        path = self._value("update-xml")
+        error: str | None = None
+        self.xml_text = None
+        if path:
+            self.xml_text, error = form_checks.read_xml(path)
+        widget = self.query_one("#update-xml-error", Static)
+        widget.set_class(error is None, "field-ok")
+        widget.set_class(error is not None, "field-error")
+        widget.update(text.plain(error if error is not None else ("valid domain XML (no disks)" if path else "")))
+        widget.display = bool(path)
+        return error is None
+
+    @on(Button.Pressed, "#browse-xml")
+    def browse_xml(self) -> None:
+        box = self.query_one("#update-xml", Input)
+
+        def picked(path: str | None) -> None:
+            if path:
+                box.value = path
+                box.focus()
+
+        self.app.push_screen(FilePickerScreen("Pick the new domain XML", box.value or None), picked)
+
+    def options(self) -> VmOptions:
+        live = self.query_one("#update-live", Select).value
+        preferred = self.query_one("#update-preferred", Select).value
+        return VmOptions(
+            priority=self._value("update-priority") or None,
+            stop_timeout=self._value("update-stop-timeout") or None,
+            live_migration={"on": True, "off": False}.get(str(live)),
+            preferred_host=str(preferred) if preferred not in (KEEP, Select.BLANK) else None,
+        )
+
+    @on(Button.Pressed, "#ok")
+    @on(Input.Submitted)
+    def review(self) -> None:
+        if self.planning:
+            return
+        if not self.check_xml():
+            self.notify("Fix the domain XML first (or clear the field).", severity="warning", markup=False)
+            return
+        options = self.options()
+        xml = self.xml_text
+        if xml is None and options == VmOptions():
+            self.notify("Nothing given: pick a new domain XML and/or change a setting.", markup=False)
+            return
+        vm = self.vm.name
+        self._busy(True)
+        self.vmapp.call_in_thread(
+            lambda: operations.update_plan(self.vmapp.services, vm, xml=xml, options=options),
+            self.planned,
+            f"plan the update of {vm}",
+            on_error=lambda _exc: self._busy(False),
+        )
+
+    def _busy(self, busy: bool) -> None:
+        self.planning = busy
+        status = self.query_one("#update-status", Static)
+        status.update(Text("planning the update: checking everything…", style="dim"))
+        status.display = busy
+        self.query_one("#ok", Button).disabled = busy
+
+    def planned(self, plan: UpdatePlan) -> None:
+        self._busy(False)
+        if not plan.changed:
+            self.notify("\n".join(text.safe(line) for line in plan.summary()), title="Update", timeout=8, markup=False)
+            return
+        self.dismiss(plan)
+
+    @on(Button.Pressed, "#cancel")
+    def cancel(self) -> None:
+        self.dismiss(None)
