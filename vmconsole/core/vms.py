@@ -6,6 +6,7 @@ completed steps are undone in reverse on failure or cancel.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import uuid as uuidlib
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,8 @@ from vmconsole.core.services import Services
 from vmconsole.core.settings import RESERVED_KEYS, Colocation, VmSettings
 from vmconsole.core.tasks import Step, StepContext, Task
 
+# user and Pacemaker resource names: ASCII only, never anything a shell or XPath could misread
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 START_WAIT = 150.0  # the primitive's start op timeout (120 s) plus the scheduler's own delays
 SETTLE_MARGIN = 30.0
 RESERVED_META = ("target-role", "is-managed")
@@ -99,11 +102,8 @@ def _check_options(services: Services, options: VmOptions, base: VmSettings, nod
     if options.live_migration is not None:
         changes["live_migration"] = bool(options.live_migration)
     if options.migration_user is not None:
-        if (
-            not isinstance(options.migration_user, str)
-            or not options.migration_user.replace("_", "a").replace("-", "a").replace(".", "a").isalnum()
-        ):
-            raise ValidationError("must be a user name", field="migration_user")
+        if not isinstance(options.migration_user, str) or not _PLAIN_NAME.fullmatch(options.migration_user):
+            raise ValidationError("must be a user name (ASCII letters, digits, '_', '-', '.')", field="migration_user")
         changes["migration_user"] = options.migration_user
     for name in ("stop_timeout", "migrate_to_timeout"):
         value = getattr(options, name)
@@ -962,11 +962,7 @@ def colocation_settings(services: Services, vm: str, resources: Sequence[str], s
     if not resources or isinstance(resources, str):
         raise ValidationError("name at least one resource to colocate with", field="resources")
     for resource in resources:
-        if (
-            not isinstance(resource, str)
-            or not resource
-            or not resource.replace("-", "a").replace("_", "a").replace(".", "a").isalnum()
-        ):
+        if not isinstance(resource, str) or not _PLAIN_NAME.fullmatch(resource):
             raise ValidationError(f"{resource!r} is not a resource name", field="resources")
     known = cib_resource_ids(services)
     unknown = [r for r in resources if r not in known]
