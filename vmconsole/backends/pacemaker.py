@@ -77,10 +77,6 @@ class PacemakerClient:
         # --force: cibadmin insists on it for --delete-all, the xpath above is the safety net
         self._run([self.config.cibadmin, "--delete-all", "--force", "--xpath", xpath])
 
-    def delete_constraint(self, constraint_id: str) -> None:
-        xpath = f"//constraints/*[@id={_xpath_literal(constraint_id)}]"
-        self._run([self.config.cibadmin, "--delete-all", "--force", "--xpath", xpath])
-
     def set_meta(self, resource: str, name: str, value: str) -> None:
         self._run(
             [

@@ -311,14 +311,6 @@ class RbdSession:
             snapshot_blob=b"".join(k.encode() + raw[k] for k in snap_keys),
         )
 
-    def header_size(self, image_id: str) -> int | None:
-        with translated(f"reading size of image id {image_id}"), rados.ReadOpCtx() as op:
-            iterator, _ = self.ioctx.get_omap_vals_by_keys(op, ("size",))
-            self.ioctx.operate_read_op(op, f"rbd_header.{image_id}")
-            values = dict(iterator)
-        raw = values.get("size")
-        return struct.unpack("<Q", raw[:8])[0] if raw and len(raw) >= 8 else None
-
     def image_info(self, name: str) -> ImageInfo:
         with translated(f"reading image {name}"), rbd.Image(self.ioctx, name, read_only=True) as image:
             snapshots = tuple(self._snapshots(image))
@@ -408,10 +400,6 @@ class RbdSession:
                             image.unprotect_snap(snap["name"])
                         image.remove_snap(snap["name"])
             self.rbd.remove(self.ioctx, name)
-
-    def resize_image(self, name: str, size: int) -> None:
-        with translated(f"resizing image {name}"), rbd.Image(self.ioctx, name) as image:
-            image.resize(size)
 
     def write(self, name: str, offset: int, data: bytes) -> None:
         with translated(f"writing to image {name}"), rbd.Image(self.ioctx, name) as image:
@@ -621,18 +609,6 @@ class RbdSession:
 
     def break_lock(self, oid: str, name: str, locker: str, cookie: str) -> None:
         self._rados_cli("lock", "break", oid, name, locker, "--lock-cookie", cookie)
-
-    def write_full(self, oid: str, data: bytes) -> None:
-        with translated(f"writing {oid}"):
-            self.ioctx.write_full(oid, data)
-
-    def read_full(self, oid: str) -> bytes | None:
-        try:
-            return bytes(self.ioctx.read(oid, 16 * 1024 * 1024))
-        except rados.ObjectNotFound:
-            return None
-        except rados.Error as exc:
-            raise _translate(exc, f"reading {oid}") from exc
 
     def remove_object(self, oid: str) -> None:
         try:

@@ -16,7 +16,6 @@ from typing import Any
 from lxml import etree
 
 from vmconsole.backends import qemu_img
-from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.core import domain_xml, naming, validate
 from vmconsole.core.errors import (
     BackendError,
@@ -1092,7 +1091,6 @@ def plan_remote(
 __all__ = [
     "CloneSpec",
     "CreateSpec",
-    "PacemakerClient",
     "VmOptions",
     "metadata_get",
     "metadata_list",
