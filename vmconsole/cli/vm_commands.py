@@ -51,8 +51,8 @@ def _shared_options(parser: argparse.ArgumentParser) -> None:
         help="replace an existing VM (the old one stays until the new one is fully built)",
     )
     parser.add_argument("--metadata", nargs="+", action=KeyValues, metavar="KEY=VALUE", help="user metadata")
-    parser.add_argument("--pinned-host", help="run only on this node")
-    parser.add_argument("--preferred-host", help="prefer this node")
+    parser.add_argument("--pinned-host", help="run only on this node ('' clears it, with vm update)")
+    parser.add_argument("--preferred-host", help="prefer this node ('' clears it, with vm update)")
     parser.add_argument(
         "--enable-live-migration",
         dest="live_migration",

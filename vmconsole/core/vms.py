@@ -91,12 +91,17 @@ class CloneSpec:
 def _check_options(services: Services, options: VmOptions, base: VmSettings, nodes: list[str]) -> VmSettings:
     """Validate the shared options and merge them over ``base``; nothing is changed on error."""
     changes: dict[str, Any] = {}
-    if options.pinned_host is not None:
+    # an empty string clears the setting (update in place); a node name sets it
+    if options.pinned_host == "":
+        changes["pinned_host"] = None
+    elif options.pinned_host is not None:
         changes["pinned_host"] = validate.node_name(options.pinned_host, nodes, field="pinned_host")
         changes["preferred_host"] = None
-    if options.preferred_host is not None:
+    if options.preferred_host == "":
+        changes["preferred_host"] = None
+    elif options.preferred_host is not None:
         changes["preferred_host"] = validate.node_name(options.preferred_host, nodes, field="preferred_host")
-        if options.pinned_host is None:
+        if not options.pinned_host:
             changes["pinned_host"] = None
     if options.live_migration is not None:
         changes["live_migration"] = bool(options.live_migration)
