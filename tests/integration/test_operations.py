@@ -52,6 +52,21 @@ def test_update_in_place_keeps_name_and_uuid(
     assert ">80</memory>" in services.rbd.metadata(naming.system_image(vm_name))["xml"]
     with pytest.raises(ConflictError, match="nothing to change"):
         operations.plan_update(services, operations.update_plan(services, vm_name))
+    # a preferred host is set, then cleared (an empty string), constraint included
+    node = services.node_names()[0]
+    services.run(
+        operations.plan_update(
+            services, operations.update_plan(services, vm_name, options=vms.VmOptions(preferred_host=node))
+        )
+    )
+    assert services.primitives()[vm_name].preferred_host == node
+    services.run(
+        operations.plan_update(
+            services, operations.update_plan(services, vm_name, options=vms.VmOptions(preferred_host=""))
+        )
+    )
+    assert services.primitives()[vm_name].preferred_host is None
+    assert "_preferred_host" not in services.rbd.metadata(naming.system_image(vm_name))
 
 
 def test_move_refusals_on_one_node(services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str]) -> None:
