@@ -31,7 +31,7 @@ from vmconsole.tui.widgets.vm_table import VmTable
 if TYPE_CHECKING:
     from vmconsole.tui.app import VmConsoleApp
 
-NARROW = 100  # below this width the side panes go under the table
+NARROW = 110  # below this width the side panes go under the table (the table needs ~70 columns)
 
 
 def _bindings() -> list[BindingType]:
