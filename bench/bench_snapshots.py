@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import time
 
-from common import lab_services, make_synthetic_vms, paxos_interval, remove_synthetic_vms, report
+from common import bench_services, make_synthetic_vms, paxos_interval, report
 
 from vmconsole.core import snapshots
 
 
 def main() -> int:
-    lab, services, started = lab_services()
-    try:
+    with bench_services() as services:
         names = make_synthetic_vms(services, 50)
         services.pacemaker.wait_idle(600)
         with paxos_interval(services, 1.0):
@@ -85,11 +84,6 @@ def main() -> int:
                 "purge_one_vm_10_snapshots_seconds": round(one_vm_purge, 2),
             },
         )
-    finally:
-        remove_synthetic_vms(services)
-        services.close()
-        if started:
-            lab.down()
     return 0
 
 

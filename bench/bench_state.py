@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 
-from common import lab_services, make_synthetic_vms, remove_synthetic_vms, report, timed
+from common import bench_services, make_synthetic_vms, report, timed
 
 from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.backends.rbd import RbdSession
@@ -33,8 +33,7 @@ def per_vm_status(services: object, names: list[str]) -> None:
 
 def main() -> int:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 500
-    lab, services, started = lab_services()
-    try:
+    with bench_services() as services:
         t0 = time.perf_counter()
         names = make_synthetic_vms(services, count)
         setup = time.perf_counter() - t0
@@ -70,11 +69,6 @@ def main() -> int:
                 "ratio_per_vm_way_over_gather": round(per_vm * len(state.vms) / gather, 1),
             },
         )
-    finally:
-        remove_synthetic_vms(services)
-        services.close()
-        if started:
-            lab.down()
     return 0
 
 

@@ -20,14 +20,23 @@ from vmconsole.lab.lab import Lab
 PREFIX = "bench"
 
 
-def lab_services() -> tuple[Lab, Services, bool]:
-    """The running lab (started here when needed: the caller stops it if the flag says so)."""
+@contextmanager
+def bench_services() -> Iterator[Services]:
+    """Services on the running lab (started here when none runs, and then stopped at the end); the
+    synthetic VMs are removed on the way out, whatever happened."""
     lab = Lab(log=lambda m: print(m, file=sys.stderr))
     started = False
     if not lab.is_up():
         lab.up()
         started = True
-    return lab, Services(configuration.load_file(lab.paths.config_file)), started
+    services = Services(configuration.load_file(lab.paths.config_file))
+    try:
+        yield services
+    finally:
+        remove_synthetic_vms(services)
+        services.close()
+        if started:
+            lab.down()
 
 
 def make_synthetic_vms(services: Services, count: int, *, snapshots: int = 0, size: int = 64 << 20) -> list[str]:

@@ -89,23 +89,26 @@ class LibvirtSession:
                 )
             return result
 
-    def domain_state(self, name: str) -> str | None:
+    def _lookup(self, name: str) -> Any | None:
+        """The domain of that name, None when there is none; other libvirt errors are raised."""
         try:
-            dom = self.conn.lookupByName(name)
+            return self.conn.lookupByName(name)
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None
             raise BackendError(BACKEND, f"looking up domain {name}: {exc.get_error_message()}") from exc
+
+    def domain_state(self, name: str) -> str | None:
+        dom = self._lookup(name)
+        if dom is None:
+            return None
         with translated(f"reading state of {name}"):
             return _STATES.get(dom.state()[0], "unknown")
 
     def domain_xml(self, name: str) -> str | None:
-        try:
-            dom = self.conn.lookupByName(name)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise BackendError(BACKEND, f"looking up domain {name}: {exc.get_error_message()}") from exc
+        dom = self._lookup(name)
+        if dom is None:
+            return None
         with translated(f"reading XML of {name}"):
             return str(dom.XMLDesc(0))
 

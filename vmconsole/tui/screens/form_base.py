@@ -19,3 +19,11 @@ class FormScreen(ModalScreen[ResultType]):
         for widget in self.query("*"):
             if isinstance(widget, COMPACT):
                 widget.compact = True
+
+    def action_switch(self) -> None:
+        """Move the focus to the next enabled button (bound to left/right by the screens that want it)."""
+        buttons = [b for b in self.query(Button) if not b.disabled]
+        if self.focused in buttons and len(buttons) > 1:
+            buttons[(buttons.index(self.focused) + 1) % len(buttons)].focus()  # type: ignore[arg-type]
+        elif buttons:
+            buttons[0].focus()

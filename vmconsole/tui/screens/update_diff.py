@@ -134,10 +134,3 @@ name first); **escape** or **n** cancels.
 
     def action_cancel(self) -> None:
         self.dismiss(False)
-
-    def action_switch(self) -> None:
-        buttons = [b for b in self.query(Button) if not b.disabled]
-        if self.focused in buttons and len(buttons) > 1:
-            buttons[(buttons.index(self.focused) + 1) % len(buttons)].focus()  # type: ignore[arg-type]
-        elif buttons:
-            buttons[0].focus()
