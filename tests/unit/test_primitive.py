@@ -334,3 +334,15 @@ def test_a_rejected_transaction_changes_nothing(tmp_path: Path) -> None:
     assert "schema" in result.stderr
     assert cib.read_text() == before
     assert "vm8" not in parse_cib_primitives(cib.read_text())
+
+
+def test_cib_durations_in_seconds() -> None:
+    from vmconsole.core.primitive import interval_seconds
+
+    assert interval_seconds("30", 1) == 30
+    assert interval_seconds("30s", 1) == 30
+    assert interval_seconds("2min", 1) == 120
+    assert interval_seconds("1h", 1) == 3600
+    assert interval_seconds("500ms", 1) == 0.5
+    assert interval_seconds(None, 7) == 7
+    assert interval_seconds("soon", 7) == 7

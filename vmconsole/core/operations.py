@@ -15,7 +15,7 @@ from vmconsole.backends import xmlsafe
 from vmconsole.core import domain_xml, naming, validate
 from vmconsole.core.errors import ConflictError, NotFoundError, ValidationError, VmConsoleError
 from vmconsole.core.model import VmStatus
-from vmconsole.core.primitive import build_constraints, build_primitive
+from vmconsole.core.primitive import build_constraints, build_primitive, interval_seconds
 from vmconsole.core.services import Services
 from vmconsole.core.settings import RESERVED_KEYS, VmSettings
 from vmconsole.core.tasks import Step, StepContext, Task
@@ -244,7 +244,7 @@ def plan_move(services: Services, vm: str, node: str) -> Task:
         ctx.data["from"] = state.node
         ctx.log(f"{'live-migrating' if live else 'moving (stop and start)'} {vm} from {state.node} to {node}")
         services.pacemaker.move(vm, node)
-        timeout = START_WAIT + _stop_timeout(services, vm) + float(settings.migrate_to_timeout or 120)
+        timeout = START_WAIT + _stop_timeout(services, vm) + interval_seconds(settings.migrate_to_timeout, 120.0)
         deadline = time.monotonic() + timeout
         while True:
             status, where = services.vm_status(vm)

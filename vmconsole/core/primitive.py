@@ -50,6 +50,30 @@ def pacemaker_bool(text: str | None, default: bool) -> bool:
     return text.strip().lower() in _TRUE_WORDS
 
 
+_SECONDS_PER_UNIT = {
+    "": 1.0,
+    "s": 1.0,
+    "sec": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "ms": 0.001,
+    "msec": 0.001,
+    "us": 1e-6,
+    "usec": 1e-6,
+}
+_CIB_INTERVAL_RE = re.compile(r"\s*([0-9]+)\s*(ms|msec|us|usec|s|sec|m|min|h|hr)?\s*")
+
+
+def interval_seconds(text: str | None, default: float) -> float:
+    """A CIB duration ("30", "30s", "2min", "500ms"; a bare number is seconds), ``default`` if unreadable."""
+    match = _CIB_INTERVAL_RE.fullmatch(text or "")
+    if not match:
+        return default
+    return int(match.group(1)) * _SECONDS_PER_UNIT[match.group(2) or ""]
+
+
 def pacemaker_score(text: str | None) -> int | None:
     """A score as an int: "INFINITY"/"+INFINITY" → 1000000, "-INFINITY" → -1000000."""
     if text is None:

@@ -26,7 +26,7 @@ from vmconsole.core.errors import (
     VmConsoleError,
 )
 from vmconsole.core.model import VmStatus
-from vmconsole.core.primitive import ColocationSpec, PrimitiveSpec, build_enable_fragment
+from vmconsole.core.primitive import ColocationSpec, PrimitiveSpec, build_enable_fragment, interval_seconds
 from vmconsole.core.services import Services
 from vmconsole.core.settings import RESERVED_KEYS, Colocation, VmSettings
 from vmconsole.core.tasks import Step, StepContext, Task
@@ -181,13 +181,6 @@ def primitive_spec(
     )
 
 
-def _timeout_seconds(text: str | None, default: float) -> float:
-    if not text:
-        return default
-    digits = "".join(ch for ch in text if ch.isdigit())
-    return float(digits) if digits else default
-
-
 def _all_uuids(services: Services, exclude: set[str]) -> dict[str, str]:
     """UUID -> VM, from every VM's stored xml (header reads only, no image opens)."""
     ids = services.rbd.image_ids()
@@ -316,7 +309,7 @@ def _enable_steps(services: Services, vm: str, *, start: bool, settings_from: st
 def _stop_timeout(services: Services, vm: str) -> float:
     primitive = services.primitives().get(vm)
     op = primitive.operation("stop") if primitive else None
-    return _timeout_seconds(op.timeout if op else None, 30.0) + SETTLE_MARGIN
+    return interval_seconds(op.timeout if op else None, 30.0) + SETTLE_MARGIN
 
 
 def _stop_and_delete(services: Services, vm: str, ctx: StepContext | None) -> None:
