@@ -20,7 +20,7 @@ from vmconsole.core import naming
 from vmconsole.core.errors import BackendTimeout, NotFoundError, OperationFailed, VmConsoleError
 from vmconsole.core.model import ClusterState, VmState, VmStatus
 from vmconsole.core.primitive import PrimitiveConfig
-from vmconsole.core.state import StateReader, build_vm, read_ceph, read_pacemaker
+from vmconsole.core.state import StateReader, build_vm, read_ceph
 from vmconsole.core.tasks import Listener, Task, TaskResult, TaskRunner
 
 POLL = 0.3
@@ -90,7 +90,7 @@ class Services:
         cheap for one VM, not for a whole table).
         """
         ceph = read_ceph(self.rbd, only={name})
-        pcmk = read_pacemaker(self.pacemaker)
+        pcmk = self.reader.pacemaker_part()
         state = build_vm(name, ceph, pcmk)
         if with_usage and state.disks:
             from dataclasses import replace
@@ -113,7 +113,7 @@ class Services:
         return [n.name for n in self.crm_mon().nodes if n.kind == "member"]
 
     def vm_status(self, name: str) -> tuple[VmStatus, str | None]:
-        pcmk = read_pacemaker(self.pacemaker)
+        pcmk = self.reader.pacemaker_part()
         from vmconsole.core.status import derive_status_and_node
 
         primitive = pcmk.primitives.get(name)
@@ -140,7 +140,7 @@ class Services:
             if status in wanted:
                 return status, node
             if status in fail_on:
-                vm = build_vm(name, None, read_pacemaker(self.pacemaker))
+                vm = build_vm(name, None, self.reader.pacemaker_part())
                 reason = vm.last_failure.summary() if vm.last_failure else "no failure recorded"
                 raise OperationFailed(
                     f"{name} is {status.value}: {reason}", hint=f"`vmconsole vm diagnose {name}` shows the details"

@@ -358,7 +358,7 @@ class StateReader:
                 self._session.close()
                 self._session = None
 
-    def _read_pacemaker(self) -> PacemakerPart:
+    def pacemaker_part(self) -> PacemakerPart:
         """crm_mon and the CIB again only when the CIB changed since the last read (its version says)."""
         version = self.pacemaker.cib_version()
         cached = self._pacemaker_cache
@@ -372,7 +372,7 @@ class StateReader:
         started = time.monotonic()
         problems: list[str] = []
         ceph_future: Future[CephPart] = self._pool.submit(lambda: self._ceph_reader.read(self._rbd(), only))
-        pcmk_future: Future[PacemakerPart] = self._pool.submit(self._read_pacemaker)
+        pcmk_future: Future[PacemakerPart] = self._pool.submit(self.pacemaker_part)
         deadline = started + self.timeout
 
         def collect(future: Future[Any], what: str, on_error: Callable[[], None] | None = None) -> Any:
