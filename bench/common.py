@@ -13,6 +13,7 @@ from typing import Any
 from lxml import etree
 
 from vmconsole import config as configuration
+from vmconsole.backends.proc import run
 from vmconsole.core.primitive import PrimitiveSpec, build_primitive
 from vmconsole.core.services import Services
 from vmconsole.lab.lab import Lab
@@ -68,12 +69,7 @@ def make_synthetic_vms(services: Services, count: int, *, snapshots: int = 0, si
 
 def remove_synthetic_vms(services: Services) -> None:
     names = [g for g in services.rbd.group_names() if g.startswith(PREFIX)]
-    if names:
-        xpath = " | ".join(f"//resources/primitive[@id='{n}']" for n in names)
-        for start in range(0, len(names), 100):
-            chunk = names[start : start + 100]
-            xpath = " | ".join(f"//resources/primitive[@id='{n}']" for n in chunk)
-            services.pacemaker._run([services.config.pacemaker.cibadmin, "--delete-all", "--force", "--xpath", xpath])
+    services.pacemaker.delete_primitives(names)
     for name in names:
         for snap in services.rbd.group_snapshots(name):
             services.rbd.group_snap_remove(name, snap)
@@ -89,7 +85,7 @@ def paxos_interval(services: Services, seconds: float) -> Iterator[None]:
 
     def set_interval(value: float) -> None:
         # at runtime: the lab's ceph.conf value would win over the monitors' config database
-        services.pacemaker._run(
+        run(
             [
                 "ceph",
                 "-c",
@@ -100,7 +96,10 @@ def paxos_interval(services: Services, seconds: float) -> Iterator[None]:
                 "set",
                 "paxos_propose_interval",
                 str(value),
-            ]
+            ],
+            timeout=60,
+            backend="ceph",
+            check=True,
         )
 
     set_interval(seconds)

@@ -48,6 +48,15 @@ class PacemakerClient:
         root = xmlsafe.parse(text, what="CIB header")
         return ".".join(root.get(k, "?") for k in ("admin_epoch", "epoch", "num_updates"))
 
+    def operations_xml(self) -> str:
+        """crm_mon's XML with every resource's operation history (what diagnose shows)."""
+        return self._run([self.config.crm_mon, "--output-as=xml", "--include=operations"]).stdout
+
+    def why(self, resource: str) -> str:
+        """Pacemaker's own explanation of where a resource can run: text for people, never parsed."""
+        result = self._run([self.config.crm_resource, "--why", "--resource", resource], check=False, timeout=10)
+        return result.stdout + result.stderr
+
     def cib_xml(self) -> str:
         return self._run([self.config.cibadmin, "--query"]).stdout
 
@@ -76,6 +85,20 @@ class PacemakerClient:
         )
         # --force: cibadmin insists on it for --delete-all, the xpath above is the safety net
         self._run([self.config.cibadmin, "--delete-all", "--force", "--xpath", xpath])
+
+    def delete_primitives(self, resource_ids: Sequence[str]) -> None:
+        """Remove primitives (not their constraints), one CIB transaction per hundred."""
+        for start in range(0, len(resource_ids), 100):
+            xpath = " | ".join(
+                f"//resources/primitive[@id={_xpath_literal(rid)}]" for rid in resource_ids[start : start + 100]
+            )
+            self._run([self.config.cibadmin, "--delete-all", "--force", "--xpath", xpath])
+
+    def crm_configure(self, command: str) -> None:
+        """One `crm configure` command from a VM's stored extra configuration (needs crmsh)."""
+        import shlex
+
+        self._run(["crm", "configure", *shlex.split(command)], timeout=60)
 
     def set_meta(self, resource: str, name: str, value: str) -> None:
         self._run(

@@ -372,9 +372,7 @@ def diagnose(services: Services, vm: str) -> dict[str, Any]:
     }
     history: list[dict[str, str]] = []
     try:
-        text = services.pacemaker._run(
-            [services.config.pacemaker.crm_mon, "--output-as=xml", "--include=operations"]
-        ).stdout
+        text = services.pacemaker.operations_xml()
         root = xmlsafe.parse(text, what="crm_mon output")
         for node in root.iterfind("node_history/node"):
             for resource in node.iterfind("resource_history"):

@@ -159,12 +159,10 @@ class Services:
     def _why(self, name: str) -> str:
         """Pacemaker's own explanation of where a resource can run (shown as is, never parsed)."""
         try:
-            result = self.pacemaker._run(
-                [self.config.pacemaker.crm_resource, "--why", "--resource", name], check=False, timeout=10
-            )
+            raw = self.pacemaker.why(name)
         except VmConsoleError:
             return f"`crm_resource --why --resource {name}` may tell why"
-        text = " / ".join(line.strip() for line in (result.stdout + result.stderr).splitlines() if line.strip())
+        text = " / ".join(line.strip() for line in raw.splitlines() if line.strip())
         return f"Pacemaker says: {text[:300]}" if text else "check its constraints (colocation, location)"
 
     def wait_disks_released(self, name: str, timeout: float, tick: Callable[[], None] | None = None) -> None:

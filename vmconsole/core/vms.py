@@ -287,9 +287,7 @@ def _enable_steps(services: Services, vm: str, *, start: bool, settings_from: st
         services.pacemaker.modify_configuration(etree.tostring(build_enable_fragment(spec), encoding="unicode"))
         ctx.data["enabled"] = True
         for line in settings.crm_config_cmd:
-            import shlex
-
-            services.pacemaker._run(["crm", "configure", *shlex.split(line)], timeout=60)
+            services.pacemaker.crm_configure(line)
         ctx.log(f"primitive {vm} (ocf:seapath:VirtualDomain) added, target-role {spec.target_role}")
 
     def unapply(ctx: StepContext) -> None:
