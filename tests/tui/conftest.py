@@ -16,6 +16,14 @@ import tui_sample
 from vmconsole.tui.app import VmConsoleApp
 
 
+@pytest.fixture(autouse=True)
+def instant_buttons(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A button ignores clicks during its press animation: tests click faster than people do."""
+    from textual.widgets import Button
+
+    monkeypatch.setattr(Button, "_start_active_affect", lambda self: None)
+
+
 @pytest.fixture
 def source() -> tui_sample.Source:
     return tui_sample.Source()
