@@ -14,8 +14,8 @@ from lxml import etree
 
 from vmconsole import config as configuration
 from vmconsole.backends.proc import run
-from vmconsole.core.primitive import PrimitiveSpec, build_primitive
 from vmconsole.core.services import Services
+from vmconsole.domain.primitive import PrimitiveSpec, build_primitive
 from vmconsole.lab.lab import Lab
 
 PREFIX = "bench"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from vmconsole.core.errors import ConfigError
+from vmconsole.domain.errors import ConfigError
 
 ENV_VAR = "VMCONSOLE_CONFIG"
 USER_PATH = Path("~/.config/vmconsole/config.toml")

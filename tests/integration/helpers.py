@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from vmconsole.config import Config
-from vmconsole.core import naming
 from vmconsole.core.services import Services
 from vmconsole.core.tasks import Task
 from vmconsole.core.vms import CreateSpec, VmOptions, plan_create, plan_metadata_set
+from vmconsole.domain import naming
 from vmconsole.lab.lab import Lab
 from vmconsole.lab.seed import base_xml, disk_image
 

@@ -12,8 +12,8 @@ from vmconsole.backends.libvirt import LibvirtSession
 from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.backends.rbd import RbdSession
 from vmconsole.config import Config
-from vmconsole.core import domain_xml
-from vmconsole.core.primitive import PrimitiveSpec, build_enable_fragment
+from vmconsole.domain import domain_xml
+from vmconsole.domain.primitive import PrimitiveSpec, build_enable_fragment
 from vmconsole.lab.lab import Lab
 from vmconsole.lab.seed import base_xml
 

@@ -14,11 +14,12 @@ import pytest
 
 from tests.integration.helpers import checksum, cli, cli_json, create_vm, leftovers, random_qcow2
 from vmconsole.config import Config
-from vmconsole.core import naming, snapshots
-from vmconsole.core.errors import OperationFailed
-from vmconsole.core.model import VmStatus
+from vmconsole.core import snapshots
 from vmconsole.core.services import Services
 from vmconsole.core.state import StateReader
+from vmconsole.domain import naming
+from vmconsole.domain.errors import OperationFailed
+from vmconsole.domain.model import VmStatus
 from vmconsole.lab.lab import Lab, daemon_pids, restart_osd
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(600)]

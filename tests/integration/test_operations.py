@@ -11,10 +11,11 @@ import pytest
 
 from tests.integration.helpers import checksum, cli, cli_json, create_vm, leftovers, random_qcow2
 from vmconsole.config import Config
-from vmconsole.core import naming, operations, vms
-from vmconsole.core.errors import ConflictError, ValidationError
-from vmconsole.core.model import VmStatus
+from vmconsole.core import operations, vms
 from vmconsole.core.services import Services
+from vmconsole.domain import naming
+from vmconsole.domain.errors import ConflictError, ValidationError
+from vmconsole.domain.model import VmStatus
 from vmconsole.lab.lab import Lab
 from vmconsole.lab.seed import base_xml
 

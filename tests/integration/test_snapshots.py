@@ -9,10 +9,11 @@ import pytest
 
 from tests.integration.helpers import another_operator_holds, checksum, cli, cli_json, create_vm, write_pattern
 from vmconsole.config import Config
-from vmconsole.core import naming, snapshots, vms
-from vmconsole.core.errors import ConflictError, LockedError, NotFoundError, ValidationError
-from vmconsole.core.model import VmStatus
+from vmconsole.core import snapshots, vms
 from vmconsole.core.services import Services
+from vmconsole.domain import naming
+from vmconsole.domain.errors import ConflictError, LockedError, NotFoundError, ValidationError
+from vmconsole.domain.model import VmStatus
 from vmconsole.lab.lab import Lab
 
 pytestmark = pytest.mark.lab

@@ -21,10 +21,11 @@ from tests.integration.helpers import (
     write_pattern,
 )
 from vmconsole.config import Config
-from vmconsole.core import naming, vms
-from vmconsole.core.errors import ConflictError, LockedError, NotFoundError, ValidationError, VmConsoleError
-from vmconsole.core.model import VmStatus
+from vmconsole.core import vms
 from vmconsole.core.services import Services
+from vmconsole.domain import naming
+from vmconsole.domain.errors import ConflictError, LockedError, NotFoundError, ValidationError, VmConsoleError
+from vmconsole.domain.model import VmStatus
 from vmconsole.lab.lab import Lab
 
 pytestmark = pytest.mark.lab

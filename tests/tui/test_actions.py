@@ -11,8 +11,8 @@ from textual.widgets import Button, Input
 from tui_helpers import drive, settle, shown
 
 from vmconsole.core import snapshots, vms
-from vmconsole.core.model import VmStatus
 from vmconsole.core.snapshots import PurgePlan, RollbackPlan
+from vmconsole.domain.model import VmStatus
 from vmconsole.tui.screens.confirm import ConfirmModal
 from vmconsole.tui.screens.help import HelpScreen
 from vmconsole.tui.screens.main import MainScreen
@@ -161,7 +161,7 @@ def test_a_failing_stop_offers_force_stop(make_app: Any, fake_services: Any, mon
 
 
 def test_planning_errors_go_through_the_error_path(make_app: Any, fake_services: Any, monkeypatch: Any) -> None:
-    from vmconsole.core.errors import ConflictError
+    from vmconsole.domain.errors import ConflictError
 
     def refuse(s: Any, vm: str) -> Any:
         raise ConflictError(f"{vm} is already enabled", field="name", hint="press s to start it")
@@ -428,7 +428,7 @@ def test_markup_and_escapes_in_cluster_strings_are_shown_literally(source: tui_s
     from dataclasses import replace
     from types import MappingProxyType
 
-    from vmconsole.core.model import Failure
+    from vmconsole.domain.model import Failure
     from vmconsole.tui.screens.vm_detail import VmDetailScreen
     from vmconsole.tui.widgets.detail_strip import DetailStrip
 

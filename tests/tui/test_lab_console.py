@@ -19,8 +19,8 @@ from tui_helpers import drive
 
 from vmconsole.config import Config
 from vmconsole.core import snapshots, vms
-from vmconsole.core.errors import VmConsoleError
 from vmconsole.core.services import Services
+from vmconsole.domain.errors import VmConsoleError
 from vmconsole.lab.lab import Lab
 from vmconsole.lab.seed import base_xml, disk_image
 from vmconsole.tui.app import VmConsoleApp

@@ -8,8 +8,8 @@ from typing import Any
 import tui_sample
 from tui_helpers import drive, settle
 
-from vmconsole.core.errors import BackendTimeout
-from vmconsole.core.model import VmStatus
+from vmconsole.domain.errors import BackendTimeout
+from vmconsole.domain.model import VmStatus
 from vmconsole.tui.screens.confirm import ConfirmModal
 from vmconsole.tui.screens.main import MainScreen
 from vmconsole.tui.widgets.detail_strip import DetailStrip

@@ -11,8 +11,8 @@ import tui_sample
 from textual.widgets import Button, DataTable
 from tui_helpers import drive, settle
 
-from vmconsole.core.errors import BackendError
-from vmconsole.core.model import NodeState, NodeStatus
+from vmconsole.domain.errors import BackendError
+from vmconsole.domain.model import NodeState, NodeStatus
 from vmconsole.tui import ops
 from vmconsole.tui.screens.confirm import ConfirmModal
 from vmconsole.tui.screens.main import MainScreen
@@ -166,7 +166,7 @@ def test_core_refusal_of_a_move_goes_through_the_error_path(
     make_app: Any, fake_services: Any, monkeypatch: Any
 ) -> None:
     from vmconsole.core import operations
-    from vmconsole.core.errors import ConflictError
+    from vmconsole.domain.errors import ConflictError
 
     def refuse(s: Any, vm: str, node: str) -> Any:
         raise ConflictError(

@@ -11,8 +11,8 @@ import tui_sample
 
 from vmconsole.config import CephSection, Config
 from vmconsole.core import rights
-from vmconsole.core.model import VmStatus
 from vmconsole.core.tasks import ProgressEvent
+from vmconsole.domain.model import VmStatus
 from vmconsole.tui import cmdline, form_checks, text
 from vmconsole.tui.filtering import FilterError, parse_filter, sort_value
 from vmconsole.tui.task_record import TaskRecord, TaskState

@@ -11,7 +11,7 @@ from textual.widgets import Input
 from tui_helpers import drive, settle, shown
 
 from vmconsole.core import recovery, vms
-from vmconsole.core.model import VmStatus
+from vmconsole.domain.model import VmStatus
 from vmconsole.tui import ops
 from vmconsole.tui.provider import VmCommandProvider
 from vmconsole.tui.screens.config_view import ConfigScreen
@@ -173,7 +173,7 @@ def test_config_diff_history_and_recovery(make_app: Any, fake_services: Any, mon
 
 def test_console_attach_failure_is_reported_not_fatal(make_app: Any, fake_services: Any, monkeypatch: Any) -> None:
     from vmconsole.core import operations
-    from vmconsole.core.errors import ConflictError
+    from vmconsole.domain.errors import ConflictError
 
     def argv(s: Any, vm: str) -> list[str]:
         if vm == "spare1":

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from vmconsole.config import Config, ConsoleSection
-from vmconsole.core.model import (
+from vmconsole.domain.model import (
     CephHealth,
     ClusterState,
     Disk,
@@ -208,8 +208,8 @@ def fake_task(
     task's result (``TaskResult.data``), like what a real task's steps record."""
     import threading
 
-    from vmconsole.core.errors import OperationFailed
     from vmconsole.core.tasks import Step, StepContext, Task
+    from vmconsole.domain.errors import OperationFailed
 
     def make(index: int) -> Step:
         def run(ctx: StepContext) -> None:
@@ -310,8 +310,8 @@ DB1_NEW_XML = DB1_XML.replace("1024", "2048").replace("<vcpu>1</vcpu>", "<vcpu>2
 
 def update_plan(vm: str = "db1", *, restart: bool = True, xml: bool = True) -> UpdatePlan:
     """What ``update_plan`` answers for db1: more memory and CPUs (a restart), priority 0 -> 5."""
-    from vmconsole.core import domain_xml
     from vmconsole.core.operations import UpdatePlan
+    from vmconsole.domain import domain_xml
 
     diff = tuple(domain_xml.xml_diff(DB1_XML, DB1_NEW_XML)) if xml else ()
     changes: dict[str, tuple[str | None, str | None]] = {"_priority": ("0", "5")}

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from vmconsole import config
-from vmconsole.core.errors import ConfigError
+from vmconsole.domain.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -1,4 +1,4 @@
-"""Unit tests for vmconsole.core.domain_xml: safe parsing, the generated disks, diff and restart rules."""
+"""Unit tests for vmconsole.domain.domain_xml: safe parsing, the generated disks, diff and restart rules."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from vmconsole.core import domain_xml
-from vmconsole.core.errors import ValidationError
+from vmconsole.domain import domain_xml
+from vmconsole.domain.errors import ValidationError
 
 # The lab's labvm1 domain with its file disk taken out and a cdrom left in, as an operator would give it.
 BASE = """<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>

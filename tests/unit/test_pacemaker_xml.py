@@ -15,9 +15,9 @@ from vmconsole.backends.pacemaker_xml import (
     parse_crm_mon,
     parse_pacemaker_time,
 )
-from vmconsole.core.errors import BackendError
-from vmconsole.core.model import NodeStatus
-from vmconsole.core.primitive import INFINITY, VM_AGENT
+from vmconsole.domain.errors import BackendError
+from vmconsole.domain.model import NodeStatus
+from vmconsole.domain.primitive import INFINITY, VM_AGENT
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pacemaker"
 

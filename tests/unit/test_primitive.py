@@ -12,8 +12,8 @@ import pytest
 from lxml import etree
 
 from vmconsole.backends.pacemaker_xml import parse_cib_primitives, parse_crm_mon
-from vmconsole.core.errors import ValidationError
-from vmconsole.core.primitive import (
+from vmconsole.domain.errors import ValidationError
+from vmconsole.domain.primitive import (
     INFINITY,
     VM_AGENT,
     ColocationSpec,
@@ -337,7 +337,7 @@ def test_a_rejected_transaction_changes_nothing(tmp_path: Path) -> None:
 
 
 def test_cib_durations_in_seconds() -> None:
-    from vmconsole.core.primitive import interval_seconds
+    from vmconsole.domain.primitive import interval_seconds
 
     assert interval_seconds("30", 1) == 30
     assert interval_seconds("30s", 1) == 30

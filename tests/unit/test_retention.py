@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from vmconsole.core.model import Snapshot
 from vmconsole.core.snapshots import RetentionPolicy, retention_selection
+from vmconsole.domain.model import Snapshot
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

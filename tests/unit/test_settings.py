@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vmconsole.core.errors import ValidationError
-from vmconsole.core.settings import Colocation, VmSettings, user_metadata
+from vmconsole.domain.errors import ValidationError
+from vmconsole.domain.settings import Colocation, VmSettings, user_metadata
 
 VM_MANAGER_METADATA = {
     "vm_name": "vm1",

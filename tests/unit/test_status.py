@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from vmconsole.backends.pacemaker_xml import parse_cib_primitives, parse_crm_mon
-from vmconsole.core.model import Failure, ResourceState, VmStatus
-from vmconsole.core.primitive import INFINITY, PrimitiveConfig
-from vmconsole.core.status import derive_status, derive_status_and_node, status_notes
+from vmconsole.domain.model import Failure, ResourceState, VmStatus
+from vmconsole.domain.primitive import INFINITY, PrimitiveConfig
+from vmconsole.domain.status import derive_status, derive_status_and_node, status_notes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pacemaker"
 

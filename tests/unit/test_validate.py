@@ -1,4 +1,4 @@
-"""Unit tests for vmconsole.core.validate: every bad input is refused with the right field named."""
+"""Unit tests for vmconsole.domain.validate: every bad input is refused with the right field named."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from vmconsole.core import validate
-from vmconsole.core.errors import ValidationError
+from vmconsole.domain import validate
+from vmconsole.domain.errors import ValidationError
 
 
 def refused(call: Callable[[], object], field: str, *fragments: str) -> ValidationError:

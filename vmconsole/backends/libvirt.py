@@ -11,8 +11,8 @@ from typing import Any
 
 import libvirt
 
-from vmconsole.backends import xmlsafe
-from vmconsole.core.errors import BackendError, ValidationError
+from vmconsole.domain import xmlsafe
+from vmconsole.domain.errors import BackendError, ValidationError
 
 BACKEND = "libvirt"
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from vmconsole.backends.proc import Completed, run
 from vmconsole.config import PacemakerSection
-from vmconsole.core.errors import BackendError
+from vmconsole.domain.errors import BackendError
 
 BACKEND = "pacemaker"
 
@@ -42,7 +42,7 @@ class PacemakerClient:
 
     def cib_version(self) -> str:
         """``admin_epoch.epoch.num_updates`` of the CIB: changes whenever configuration or status does."""
-        from vmconsole.backends import xmlsafe
+        from vmconsole.domain import xmlsafe
 
         text = self._run([self.config.cibadmin, "--query", "--xpath", "/cib", "--no-children"]).stdout
         root = xmlsafe.parse(text, what="CIB header")

@@ -21,10 +21,10 @@ from types import MappingProxyType
 
 from lxml import etree
 
-from vmconsole.backends import xmlsafe
-from vmconsole.core.errors import BackendError, ValidationError
-from vmconsole.core.model import EMPTY_MAP, Failure, NodeState, NodeStatus, ResourceState
-from vmconsole.core.primitive import (
+from vmconsole.domain import xmlsafe
+from vmconsole.domain.errors import BackendError, ValidationError
+from vmconsole.domain.model import EMPTY_MAP, Failure, NodeState, NodeStatus, ResourceState
+from vmconsole.domain.primitive import (
     INFINITY,
     VM_AGENT,
     ColocationConstraint,

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from vmconsole.core.errors import BackendError, BackendTimeout
+from vmconsole.domain.errors import BackendError, BackendTimeout
 
 
 @dataclass(frozen=True)

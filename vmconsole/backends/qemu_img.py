@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from vmconsole.backends.proc import die_with_parent, run
 from vmconsole.config import CephSection
-from vmconsole.core.errors import BackendError, Cancelled, ValidationError
+from vmconsole.domain.errors import BackendError, Cancelled, ValidationError
 
 BACKEND = "qemu-img"
 _PROGRESS = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")

@@ -18,7 +18,7 @@ import rados
 import rbd
 
 from vmconsole.config import CephSection
-from vmconsole.core.errors import BackendError, BackendTimeout, ConflictError, NotFoundError
+from vmconsole.domain.errors import BackendError, BackendTimeout, ConflictError, NotFoundError
 
 T = TypeVar("T")
 BACKEND = "ceph"

@@ -11,9 +11,9 @@ from typing import Any
 
 from vmconsole import config as configuration
 from vmconsole.cli.output import ProgressPrinter, confirm, print_json, safe
-from vmconsole.core.errors import Cancelled
 from vmconsole.core.services import Services
 from vmconsole.core.tasks import Task, TaskResult
+from vmconsole.domain.errors import Cancelled
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -7,7 +7,7 @@ import json
 import sys
 
 from vmconsole import __version__
-from vmconsole.core.errors import VmConsoleError
+from vmconsole.domain.errors import VmConsoleError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -81,7 +81,7 @@ def confirm(prompt: str, expected: str, assume_yes: bool) -> bool:
     if assume_yes:
         return True
     if not sys.stdin.isatty():
-        from vmconsole.core.errors import ValidationError
+        from vmconsole.domain.errors import ValidationError
 
         raise ValidationError(
             "this is destructive and there is no terminal to confirm on",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import humanize
 
 from vmconsole.cli.output import safe
-from vmconsole.core.model import ClusterState, VmState
+from vmconsole.domain.model import ClusterState, VmState
 
 
 def age(when: datetime | None) -> str:

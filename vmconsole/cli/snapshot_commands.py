@@ -9,9 +9,10 @@ import humanize
 
 from vmconsole.cli import common
 from vmconsole.cli.output import print_json, safe
-from vmconsole.core import snapshots, validate
-from vmconsole.core.errors import ValidationError
+from vmconsole.core import snapshots
 from vmconsole.core.services import Services
+from vmconsole.domain import validate
+from vmconsole.domain.errors import ValidationError
 
 
 def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

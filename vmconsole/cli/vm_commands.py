@@ -11,7 +11,7 @@ from vmconsole.cli import common
 from vmconsole.cli.output import print_json, safe
 from vmconsole.cli.render import vm_detail, vm_table
 from vmconsole.core import vms
-from vmconsole.core.errors import ValidationError
+from vmconsole.domain.errors import ValidationError
 
 
 class KeyValues(argparse.Action):

@@ -11,13 +11,7 @@ from typing import Any
 
 from lxml import etree
 
-from vmconsole.backends import xmlsafe
-from vmconsole.core import domain_xml, naming, validate
-from vmconsole.core.errors import ConflictError, NotFoundError, ValidationError, VmConsoleError
-from vmconsole.core.model import VmStatus
-from vmconsole.core.primitive import build_constraints, build_primitive, interval_seconds
 from vmconsole.core.services import Services
-from vmconsole.core.settings import RESERVED_KEYS, VmSettings
 from vmconsole.core.tasks import Step, StepContext, Task
 from vmconsole.core.vms import (
     START_WAIT,
@@ -32,6 +26,11 @@ from vmconsole.core.vms import (
     plan_create,
     primitive_spec,
 )
+from vmconsole.domain import domain_xml, naming, validate, xmlsafe
+from vmconsole.domain.errors import ConflictError, NotFoundError, ValidationError, VmConsoleError
+from vmconsole.domain.model import VmStatus
+from vmconsole.domain.primitive import build_constraints, build_primitive, interval_seconds
+from vmconsole.domain.settings import RESERVED_KEYS, VmSettings
 
 
 # ---------------------------------------------------------------------------------------------- update
@@ -289,7 +288,7 @@ def plan_move(services: Services, vm: str, node: str) -> Task:
 
 def _restore_preference(services: Services, vm: str, settings: VmSettings) -> None:
     if settings.preferred_host:
-        from vmconsole.core.primitive import build_prefer_location
+        from vmconsole.domain.primitive import build_prefer_location
 
         fragment = etree.Element("configuration")
         etree.SubElement(fragment, "constraints").append(build_prefer_location(vm, settings.preferred_host))

@@ -12,10 +12,10 @@ import os
 import socket
 from typing import Any
 
-from vmconsole.core import naming
-from vmconsole.core.errors import NotFoundError, VmConsoleError
 from vmconsole.core.services import Services
 from vmconsole.core.tasks import Task
+from vmconsole.domain import naming
+from vmconsole.domain.errors import NotFoundError, VmConsoleError
 
 SAME_HOST = socket.gethostname()
 
@@ -69,7 +69,7 @@ def undo_task(services: Services, task_id: str) -> dict[str, Any]:
     if entry is None:
         raise NotFoundError(f"no journal entry {task_id!r}", field="task")
     if _alive(entry):
-        from vmconsole.core.errors import ConflictError
+        from vmconsole.domain.errors import ConflictError
 
         raise ConflictError(f"task {task_id} is still running (pid {entry.get('pid')})")
     vm = entry.get("vm")
@@ -115,7 +115,7 @@ def lock_status(services: Services, vm: str) -> dict[str, Any]:
 
 def break_lock(services: Services, vm: str, *, force: bool = False) -> list[str]:
     """Break a VM's lock when its holder is dead (a holder on another host needs ``force``)."""
-    from vmconsole.core.errors import ConflictError
+    from vmconsole.domain.errors import ConflictError
 
     status = lock_status(services, vm)
     if not status["locked"]:

@@ -16,12 +16,12 @@ from vmconsole.backends.libvirt import LibvirtSession
 from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.backends.rbd import RbdSession
 from vmconsole.config import Config
-from vmconsole.core import naming
-from vmconsole.core.errors import BackendTimeout, NotFoundError, OperationFailed, VmConsoleError
-from vmconsole.core.model import ClusterState, VmState, VmStatus
-from vmconsole.core.primitive import PrimitiveConfig
 from vmconsole.core.state import StateReader, build_vm, read_ceph
 from vmconsole.core.tasks import Listener, Task, TaskResult, TaskRunner
+from vmconsole.domain import naming
+from vmconsole.domain.errors import BackendTimeout, NotFoundError, OperationFailed, VmConsoleError
+from vmconsole.domain.model import ClusterState, VmState, VmStatus
+from vmconsole.domain.primitive import PrimitiveConfig
 
 POLL = 0.3
 
@@ -114,7 +114,7 @@ class Services:
 
     def vm_status(self, name: str) -> tuple[VmStatus, str | None]:
         pcmk = self.reader.pacemaker_part()
-        from vmconsole.core.status import derive_status_and_node
+        from vmconsole.domain.status import derive_status_and_node
 
         primitive = pcmk.primitives.get(name)
         return derive_status_and_node(

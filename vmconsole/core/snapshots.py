@@ -18,18 +18,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from vmconsole.core import naming, validate
-from vmconsole.core.errors import (
+from vmconsole.core.services import Services
+from vmconsole.core.tasks import Step, StepContext, Task, now_iso, who
+from vmconsole.domain import naming, validate
+from vmconsole.domain.errors import (
     ConflictError,
     NotFoundError,
     OperationFailed,
     ValidationError,
     VmConsoleError,
 )
-from vmconsole.core.model import Snapshot, VmState, VmStatus
-from vmconsole.core.services import Services
-from vmconsole.core.settings import RESERVED_KEYS, VmSettings
-from vmconsole.core.tasks import Step, StepContext, Task, now_iso, who
+from vmconsole.domain.model import Snapshot, VmState, VmStatus
+from vmconsole.domain.settings import RESERVED_KEYS, VmSettings
 
 ROLLBACK_KEY = "__rollback__"  # in the records object: the last rollback, for --undo
 PARALLEL = 64  # concurrent snapshot creates/removes: the monitor batches their commits

@@ -22,12 +22,12 @@ from vmconsole.backends import pacemaker_xml
 from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.backends.rbd import ImageInfo, ImageSnapshot, RbdSession
 from vmconsole.config import Config
-from vmconsole.core import naming
-from vmconsole.core.errors import BackendTimeout, VmConsoleError
-from vmconsole.core.model import CephHealth, ClusterState, Disk, NodeState, Snapshot, VmState, VmStatus
-from vmconsole.core.primitive import PrimitiveConfig
-from vmconsole.core.settings import VmSettings, user_metadata
-from vmconsole.core.status import derive_status_and_node
+from vmconsole.domain import naming
+from vmconsole.domain.errors import BackendTimeout, VmConsoleError
+from vmconsole.domain.model import CephHealth, ClusterState, Disk, NodeState, Snapshot, VmState, VmStatus
+from vmconsole.domain.primitive import PrimitiveConfig
+from vmconsole.domain.settings import VmSettings, user_metadata
+from vmconsole.domain.status import derive_status_and_node
 
 READ_WORKERS = 8
 
@@ -296,7 +296,7 @@ def build_vm(vm: str, ceph: CephPart | None, pcmk: PacemakerPart | None) -> VmSt
         settings_map = MappingProxyType({})
     uuid = None
     if "xml" in metadata:
-        from vmconsole.core.domain_xml import domain_uuid
+        from vmconsole.domain.domain_xml import domain_uuid
 
         try:
             uuid = domain_uuid(metadata["xml"])

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vmconsole.backends.rbd import RbdSession
-from vmconsole.core import naming
-from vmconsole.core.errors import Cancelled, LockedError, OperationFailed, VmConsoleError
+from vmconsole.domain import naming
+from vmconsole.domain.errors import Cancelled, LockedError, OperationFailed, VmConsoleError
 
 LOCK_NAME = "vmconsole"
 LEASE_SECONDS = 30

@@ -16,8 +16,10 @@ from typing import Any
 from lxml import etree
 
 from vmconsole.backends import qemu_img
-from vmconsole.core import domain_xml, naming, validate
-from vmconsole.core.errors import (
+from vmconsole.core.services import Services
+from vmconsole.core.tasks import Step, StepContext, Task
+from vmconsole.domain import domain_xml, naming, validate
+from vmconsole.domain.errors import (
     BackendError,
     ConflictError,
     NotFoundError,
@@ -25,11 +27,9 @@ from vmconsole.core.errors import (
     ValidationError,
     VmConsoleError,
 )
-from vmconsole.core.model import VmStatus
-from vmconsole.core.primitive import ColocationSpec, PrimitiveSpec, build_enable_fragment, interval_seconds
-from vmconsole.core.services import Services
-from vmconsole.core.settings import RESERVED_KEYS, Colocation, VmSettings
-from vmconsole.core.tasks import Step, StepContext, Task
+from vmconsole.domain.model import VmStatus
+from vmconsole.domain.primitive import ColocationSpec, PrimitiveSpec, build_enable_fragment, interval_seconds
+from vmconsole.domain.settings import RESERVED_KEYS, Colocation, VmSettings
 
 # user and Pacemaker resource names: ASCII only, never anything a shell or XPath could misread
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -258,7 +258,7 @@ def _ungroup(services: Services, group: str, images: Sequence[str]) -> None:
 
 def cib_resource_ids(services: Services) -> set[str]:
     """Every resource id of the CIB (primitives, groups, clones...)."""
-    from vmconsole.backends import xmlsafe
+    from vmconsole.domain import xmlsafe
 
     cib = xmlsafe.parse(services.pacemaker.cib_xml(), what="CIB")
     return {e.get("id", "") for e in cib.iterfind(".//configuration/resources//*[@id]")}
@@ -324,7 +324,7 @@ def _stop_and_delete(services: Services, vm: str, ctx: StepContext | None) -> No
 
 def _saved_primitive(services: Services, vm: str) -> str:
     """The primitive and its constraints as a <configuration> fragment, to put them back on undo."""
-    from vmconsole.backends import xmlsafe
+    from vmconsole.domain import xmlsafe
 
     cib = xmlsafe.parse(services.pacemaker.cib_xml(), what="CIB")
     fragment = etree.Element("configuration")
@@ -984,7 +984,7 @@ def plan_colocate(services: Services, vm: str, resources: Sequence[str], strong:
         services.rbd.metadata_set_many(image, settings.to_metadata())
 
     def unpersist(ctx: StepContext) -> None:
-        from vmconsole.core.settings import COLOCATIONS_KEY
+        from vmconsole.domain.settings import COLOCATIONS_KEY
 
         if COLOCATIONS_KEY in before:
             services.rbd.metadata_set_many(image, {COLOCATIONS_KEY: before[COLOCATIONS_KEY]})
@@ -995,7 +995,7 @@ def plan_colocate(services: Services, vm: str, resources: Sequence[str], strong:
         if vm not in services.primitives():
             ctx.log(f"{vm} is disabled: the colocation applies when it is enabled")
             return
-        from vmconsole.core.primitive import build_colocation
+        from vmconsole.domain.primitive import build_colocation
 
         fragment = etree.Element("configuration")
         etree.SubElement(fragment, "constraints").append(build_colocation(vm, tuple(resources), strong))

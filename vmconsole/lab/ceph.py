@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vmconsole.backends.proc import Completed, run
-from vmconsole.core.errors import BackendError
+from vmconsole.domain.errors import BackendError
 from vmconsole.lab import procs
 from vmconsole.lab.paths import LabPaths
 

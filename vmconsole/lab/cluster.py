@@ -18,9 +18,9 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from vmconsole.backends import xmlsafe
 from vmconsole.backends.proc import run
-from vmconsole.core.errors import BackendError
+from vmconsole.domain import xmlsafe
+from vmconsole.domain.errors import BackendError
 from vmconsole.lab import procs
 from vmconsole.lab.paths import LabPaths
 from vmconsole.lab.state import LabState

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 
 from vmconsole.backends.proc import run
-from vmconsole.core.errors import BackendError
+from vmconsole.domain.errors import BackendError
 from vmconsole.lab import procs
 from vmconsole.lab.paths import LabPaths
 from vmconsole.lab.state import LabState

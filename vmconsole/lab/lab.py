@@ -13,7 +13,7 @@ from typing import Any
 
 from vmconsole import config as configuration
 from vmconsole.backends.proc import run
-from vmconsole.core.errors import BackendError, VmConsoleError
+from vmconsole.domain.errors import BackendError, VmConsoleError
 from vmconsole.lab import ceph, cluster, hostvirt, procs
 from vmconsole.lab.paths import LabPaths, default_dir
 from vmconsole.lab.state import LabState

@@ -38,13 +38,13 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from vmconsole.config import Config
 from vmconsole.core import operations, snapshots, vms
-from vmconsole.core.errors import Cancelled, VmConsoleError
-from vmconsole.core.model import ClusterState, NodeState, NodeStatus, VmState, VmStatus
 from vmconsole.core.operations import UpdatePlan
 from vmconsole.core.rights import read_only_reason
 from vmconsole.core.services import Services
 from vmconsole.core.snapshots import PurgePlan, RollbackPlan
 from vmconsole.core.tasks import ProgressEvent, Task, TaskResult
+from vmconsole.domain.errors import Cancelled, VmConsoleError
+from vmconsole.domain.model import ClusterState, NodeState, NodeStatus, VmState, VmStatus
 from vmconsole.tui import ops, text
 from vmconsole.tui.actions import BY_NAME, ActionSpec
 from vmconsole.tui.messages import LifecycleEvent, TaskEvent, TaskPlanned

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from vmconsole.core.model import VmState, VmStatus
+from vmconsole.domain.model import VmState, VmStatus
 
 FIELDS = ("name", "status", "node")
 

@@ -10,8 +10,8 @@ import os
 from collections.abc import Collection
 from pathlib import Path
 
-from vmconsole.core import domain_xml, validate
-from vmconsole.core.errors import ValidationError
+from vmconsole.domain import domain_xml, validate
+from vmconsole.domain.errors import ValidationError
 
 MAX_XML_BYTES = 1024 * 1024
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, cast
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
-from vmconsole.core.model import NodeStatus
+from vmconsole.domain.model import NodeStatus
 from vmconsole.tui import text
 from vmconsole.tui.actions import ALL_ACTIONS, NODE_ACTIONS
 from vmconsole.tui.filtering import SORT_COLUMNS

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from vmconsole.core.errors import VmConsoleError
 from vmconsole.core.tasks import ProgressEvent, TaskResult
+from vmconsole.domain.errors import VmConsoleError
 from vmconsole.tui.text import safe
 
 MAX_LOG = 5000

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from rich.text import Text
 
-from vmconsole.core.model import VmState, VmStatus
+from vmconsole.domain.model import VmState, VmStatus
 
 STATUS_STYLES: dict[VmStatus, str] = {
     VmStatus.STARTED: "bold green",

@@ -11,8 +11,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Select, Static
 
-from vmconsole.core.model import VmState, VmStatus
 from vmconsole.core.vms import CloneSpec, VmOptions
+from vmconsole.domain.model import VmState, VmStatus
 from vmconsole.tui import form_checks, text
 from vmconsole.tui.screens.file_picker import FilePickerScreen
 from vmconsole.tui.screens.form_base import FormScreen

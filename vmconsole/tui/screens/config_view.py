@@ -14,8 +14,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from vmconsole.core import domain_xml
-from vmconsole.core.errors import VmConsoleError
+from vmconsole.domain import domain_xml
+from vmconsole.domain.errors import VmConsoleError
 from vmconsole.tui import gate, text
 from vmconsole.tui.ops import DomainConfig
 from vmconsole.tui.screens.form_base import FormScreen

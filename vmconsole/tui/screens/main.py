@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 
-from vmconsole.core.model import ClusterState
+from vmconsole.domain.model import ClusterState
 from vmconsole.tui import cmdline, text
 from vmconsole.tui.actions import ALL_ACTIONS, BY_NAME
 from vmconsole.tui.filtering import FilterError, parse_filter

@@ -11,8 +11,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
-from vmconsole.core import validate, vms
-from vmconsole.core.errors import ValidationError
+from vmconsole.core import vms
+from vmconsole.domain import validate
+from vmconsole.domain.errors import ValidationError
 from vmconsole.tui import text
 from vmconsole.tui.actions import METADATA_SET
 from vmconsole.tui.screens.form_base import FormScreen

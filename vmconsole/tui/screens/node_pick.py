@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Static
 
-from vmconsole.core.model import NodeState, VmState
+from vmconsole.domain.model import NodeState, VmState
 from vmconsole.tui import text
 from vmconsole.tui.screens.form_base import FormScreen
 from vmconsole.tui.widgets.cluster_pane import NODE_STYLES

@@ -17,10 +17,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Label, RadioButton, RadioSet, Static
 
-from vmconsole.core import snapshots, validate
-from vmconsole.core.errors import ValidationError
-from vmconsole.core.model import VmState
+from vmconsole.core import snapshots
 from vmconsole.core.snapshots import PurgePlan
+from vmconsole.domain import validate
+from vmconsole.domain.errors import ValidationError
+from vmconsole.domain.model import VmState
 from vmconsole.tui import text
 from vmconsole.tui.screens.form_base import FormScreen
 

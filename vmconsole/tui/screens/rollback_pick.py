@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Static
 
-from vmconsole.core.model import Snapshot, VmState
+from vmconsole.domain.model import Snapshot, VmState
 from vmconsole.tui import text
 from vmconsole.tui.screens.form_base import FormScreen
 from vmconsole.tui.widgets.snapshot_pane import NOW_KEY, snapshot_flags, timeline

@@ -12,9 +12,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
-from vmconsole.core import validate
-from vmconsole.core.errors import ValidationError
-from vmconsole.core.model import VmState, VmStatus
+from vmconsole.domain import validate
+from vmconsole.domain.errors import ValidationError
+from vmconsole.domain.model import VmState, VmStatus
 from vmconsole.tui import text
 from vmconsole.tui.screens.form_base import FormScreen
 

@@ -18,9 +18,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 
 from vmconsole.core import operations
-from vmconsole.core.model import NodeState, VmState
 from vmconsole.core.operations import UpdatePlan
 from vmconsole.core.vms import VmOptions
+from vmconsole.domain.model import NodeState, VmState
 from vmconsole.tui import form_checks, text
 from vmconsole.tui.screens.file_picker import FilePickerScreen
 from vmconsole.tui.screens.form_base import FormScreen

@@ -14,7 +14,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Footer, Static
 
 from vmconsole.core import operations
-from vmconsole.core.model import ClusterState, VmState
+from vmconsole.domain.model import ClusterState, VmState
 from vmconsole.tui import gate, text
 from vmconsole.tui.screens.form_base import FormScreen
 from vmconsole.tui.widgets.snapshot_pane import snapshot_flags, timeline

@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widget import Widget
 
-from vmconsole.core.model import ClusterState, NodeStatus
+from vmconsole.domain.model import ClusterState, NodeStatus
 from vmconsole.tui import text
 from vmconsole.tui.actions import BY_NAME, NODE_ACTIONS
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from rich.text import Text
 from textual.widget import Widget
 
-from vmconsole.core.model import VmState, VmStatus
+from vmconsole.domain.model import VmState, VmStatus
 from vmconsole.tui import text
 
 

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from vmconsole.core.model import ClusterState, VmStatus
+from vmconsole.domain.model import ClusterState, VmStatus
 from vmconsole.tui import text
 
 

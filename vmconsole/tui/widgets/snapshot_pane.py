@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
-from vmconsole.core.model import Snapshot, VmState
+from vmconsole.domain.model import Snapshot, VmState
 from vmconsole.tui import text
 from vmconsole.tui.actions import BY_NAME
 

@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from vmconsole.core.model import ClusterState, VmState
+from vmconsole.domain.model import ClusterState, VmState
 from vmconsole.tui import text
 from vmconsole.tui.filtering import SORT_COLUMNS, VmFilter, sort_value
 

@@ -33,8 +33,8 @@ from typing import Any
 
 from lxml import etree
 
-from vmconsole.core.errors import ValidationError
-from vmconsole.core.model import EMPTY_MAP
+from vmconsole.domain.errors import ValidationError
+from vmconsole.domain.model import EMPTY_MAP
 
 VM_AGENT = "ocf:seapath:VirtualDomain"
 INFINITY = 1_000_000  # Pacemaker's score and fail-count "INFINITY"

@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
-from vmconsole.core.errors import ValidationError
+from vmconsole.domain.errors import ValidationError
 
 # --- VM names ------------------------------------------------------------------------------------
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from vmconsole.backends import xmlsafe
-from vmconsole.core.errors import ValidationError
-from vmconsole.core.validate import show
+from vmconsole.domain import xmlsafe
+from vmconsole.domain.errors import ValidationError
+from vmconsole.domain.validate import show
 
 # Target device prefix per bus, as libvirt and the Linux kernel name the disks.
 BUS_DEVICE_PREFIX: dict[str, str] = {

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
-from vmconsole.core.errors import ValidationError
+from vmconsole.domain.errors import ValidationError
 
 RESERVED_KEYS = frozenset({"vm_name", "xml", "_base_xml"})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from vmconsole.core.errors import ValidationError
+from vmconsole.domain.errors import ValidationError
 
 _PARSER = etree.XMLParser(
     resolve_entities=False,

@@ -39,8 +39,8 @@ Edge cases, decided:
 
 from __future__ import annotations
 
-from vmconsole.core.model import ResourceState, VmStatus
-from vmconsole.core.primitive import INFINITY, PrimitiveConfig
+from vmconsole.domain.model import ResourceState, VmStatus
+from vmconsole.domain.primitive import INFINITY, PrimitiveConfig
 
 # crm_mon roles in which the resource is up on its node(s).
 STARTED_ROLES = frozenset({"Started", "Migrating", "Promoted", "Unpromoted", "Master", "Slave"})
