@@ -15,7 +15,7 @@ from lxml import etree
 from vmconsole import config as configuration
 from vmconsole.backends.proc import run
 from vmconsole.core.services import Services
-from vmconsole.domain.primitive import PrimitiveSpec, build_primitive
+from vmconsole.domain.primitive_builder import PrimitiveSpec, build_primitive
 from vmconsole.lab.lab import Lab
 
 PREFIX = "bench"

@@ -13,7 +13,7 @@ from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.backends.rbd import RbdSession
 from vmconsole.config import Config
 from vmconsole.domain import domain_xml
-from vmconsole.domain.primitive import PrimitiveSpec, build_enable_fragment
+from vmconsole.domain.primitive_builder import PrimitiveSpec, build_enable_fragment
 from vmconsole.lab.lab import Lab
 from vmconsole.lab.seed import base_xml
 

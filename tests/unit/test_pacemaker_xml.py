@@ -9,7 +9,6 @@ import pytest
 
 from vmconsole.backends.pacemaker_xml import (
     CrmMonSnapshot,
-    duration_ms,
     parse_cib_cluster_name,
     parse_cib_primitives,
     parse_crm_mon,
@@ -18,6 +17,7 @@ from vmconsole.backends.pacemaker_xml import (
 from vmconsole.domain.errors import BackendError
 from vmconsole.domain.model import NodeStatus
 from vmconsole.domain.primitive import INFINITY, VM_AGENT
+from vmconsole.domain.units import duration_ms
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pacemaker"
 

@@ -13,9 +13,8 @@ from lxml import etree
 
 from vmconsole.backends.pacemaker_xml import parse_cib_primitives, parse_crm_mon
 from vmconsole.domain.errors import ValidationError
-from vmconsole.domain.primitive import (
-    INFINITY,
-    VM_AGENT,
+from vmconsole.domain.primitive import INFINITY, VM_AGENT
+from vmconsole.domain.primitive_builder import (
     ColocationSpec,
     PrimitiveSpec,
     build_ban_location,
@@ -337,12 +336,12 @@ def test_a_rejected_transaction_changes_nothing(tmp_path: Path) -> None:
 
 
 def test_cib_durations_in_seconds() -> None:
-    from vmconsole.domain.primitive import interval_seconds
+    from vmconsole.domain.units import duration_seconds
 
-    assert interval_seconds("30", 1) == 30
-    assert interval_seconds("30s", 1) == 30
-    assert interval_seconds("2min", 1) == 120
-    assert interval_seconds("1h", 1) == 3600
-    assert interval_seconds("500ms", 1) == 0.5
-    assert interval_seconds(None, 7) == 7
-    assert interval_seconds("soon", 7) == 7
+    assert duration_seconds("30", 1) == 30
+    assert duration_seconds("30s", 1) == 30
+    assert duration_seconds("2min", 1) == 120
+    assert duration_seconds("1h", 1) == 3600
+    assert duration_seconds("500ms", 1) == 0.5
+    assert duration_seconds(None, 7) == 7
+    assert duration_seconds("soon", 7) == 7

@@ -33,6 +33,7 @@ from vmconsole.domain.primitive import (
     PrimitiveConfig,
     pacemaker_bool,
 )
+from vmconsole.domain.units import duration_ms
 
 BACKEND = "pacemaker"
 _CONTAINERS = ("group", "clone", "bundle")
@@ -93,30 +94,6 @@ def _int(text: str | None, default: int = 0) -> int:
         return INFINITY
     match = re.match(r"-?[0-9]+", word)
     return int(match.group()) if match else default
-
-
-_DURATION_RE = re.compile(r"([0-9]+)\s*(ms|msec|s|sec|m|min|h|hr)?$")
-_UNIT_MS = {
-    None: 1,
-    "ms": 1,
-    "msec": 1,
-    "s": 1000,
-    "sec": 1000,
-    "m": 60_000,
-    "min": 60_000,
-    "h": 3_600_000,
-    "hr": 3_600_000,
-}
-
-
-def duration_ms(text: str | None) -> int:
-    """crm_mon's intervals: "10000" (ms, in <failure>) or "10000ms" (in <operation_history>)."""
-    if not text:
-        return 0
-    match = _DURATION_RE.match(text.strip())
-    if not match:
-        return 0
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
 def parse_pacemaker_time(text: str | None) -> datetime | None:

@@ -29,8 +29,9 @@ from vmconsole.core.vms import (
 from vmconsole.domain import domain_xml, naming, validate, xmlsafe
 from vmconsole.domain.errors import ConflictError, NotFoundError, ValidationError, VmConsoleError
 from vmconsole.domain.model import VmStatus
-from vmconsole.domain.primitive import build_constraints, build_primitive, interval_seconds
+from vmconsole.domain.primitive_builder import build_constraints, build_primitive
 from vmconsole.domain.settings import RESERVED_KEYS, VmSettings
+from vmconsole.domain.units import duration_seconds
 
 
 # ---------------------------------------------------------------------------------------------- update
@@ -243,7 +244,7 @@ def plan_move(services: Services, vm: str, node: str) -> Task:
         ctx.data["from"] = state.node
         ctx.log(f"{'live-migrating' if live else 'moving (stop and start)'} {vm} from {state.node} to {node}")
         services.pacemaker.move(vm, node)
-        timeout = START_WAIT + _stop_timeout(services, vm) + interval_seconds(settings.migrate_to_timeout, 120.0)
+        timeout = START_WAIT + _stop_timeout(services, vm) + duration_seconds(settings.migrate_to_timeout, 120.0)
         deadline = time.monotonic() + timeout
         while True:
             status, where = services.vm_status(vm)
@@ -288,7 +289,7 @@ def plan_move(services: Services, vm: str, node: str) -> Task:
 
 def _restore_preference(services: Services, vm: str, settings: VmSettings) -> None:
     if settings.preferred_host:
-        from vmconsole.domain.primitive import build_prefer_location
+        from vmconsole.domain.primitive_builder import build_prefer_location
 
         fragment = etree.Element("configuration")
         etree.SubElement(fragment, "constraints").append(build_prefer_location(vm, settings.preferred_host))

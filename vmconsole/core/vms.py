@@ -18,7 +18,7 @@ from lxml import etree
 from vmconsole.backends import qemu_img
 from vmconsole.core.services import Services
 from vmconsole.core.tasks import Step, StepContext, Task
-from vmconsole.domain import domain_xml, naming, validate
+from vmconsole.domain import domain_xml, naming, units, validate
 from vmconsole.domain.errors import (
     BackendError,
     ConflictError,
@@ -28,11 +28,10 @@ from vmconsole.domain.errors import (
     VmConsoleError,
 )
 from vmconsole.domain.model import VmStatus
-from vmconsole.domain.primitive import ColocationSpec, PrimitiveSpec, build_enable_fragment, interval_seconds
-from vmconsole.domain.settings import RESERVED_KEYS, Colocation, VmSettings
+from vmconsole.domain.primitive_builder import ColocationSpec, PrimitiveSpec, build_enable_fragment
+from vmconsole.domain.settings import Colocation, VmSettings, user_metadata
+from vmconsole.domain.units import duration_seconds
 
-# user and Pacemaker resource names: ASCII only, never anything a shell or XPath could misread
-_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 START_WAIT = 150.0  # the primitive's start op timeout (120 s) plus the scheduler's own delays
 SETTLE_MARGIN = 30.0
 RESERVED_META = ("target-role", "is-managed")
@@ -106,7 +105,7 @@ def _check_options(services: Services, options: VmOptions, base: VmSettings, nod
     if options.live_migration is not None:
         changes["live_migration"] = bool(options.live_migration)
     if options.migration_user is not None:
-        if not isinstance(options.migration_user, str) or not _PLAIN_NAME.fullmatch(options.migration_user):
+        if not isinstance(options.migration_user, str) or not units.NAME_PATTERN.fullmatch(options.migration_user):
             raise ValidationError("must be a user name (ASCII letters, digits, '_', '-', '.')", field="migration_user")
         changes["migration_user"] = options.migration_user
     for name in ("stop_timeout", "migrate_to_timeout"):
@@ -307,7 +306,7 @@ def _enable_steps(services: Services, vm: str, *, start: bool, settings_from: st
 def _stop_timeout(services: Services, vm: str) -> float:
     primitive = services.primitives().get(vm)
     op = primitive.operation("stop") if primitive else None
-    return interval_seconds(op.timeout if op else None, 30.0) + SETTLE_MARGIN
+    return duration_seconds(op.timeout if op else None, 30.0) + SETTLE_MARGIN
 
 
 def _stop_and_delete(services: Services, vm: str, ctx: StepContext | None) -> None:
@@ -689,7 +688,7 @@ def plan_clone(services: Services, spec: CloneSpec) -> Task:
         new = getattr(merged_options, name)
         if new is not None and not getattr(spec, f"clear_{name}"):
             settings = settings.with_changes(**{name: {**getattr(base_settings, name), **getattr(settings, name)}})
-    user_meta = {k: v for k, v in source_meta.items() if k not in RESERVED_KEYS and not k.startswith("_")}
+    user_meta = user_metadata(source_meta)
     user_meta.update(_check_metadata(merged_options.metadata))
     source_images = [i for i in sorted(services.rbd.group_images(src), key=lambda i: naming.disk_order(src, i))]
     data_count = sum(1 for i in source_images if naming.data_index(src, i) is not None)
@@ -795,7 +794,6 @@ def _copy_step(services: Services, source: str, target: str, size: int, weight: 
 def _deep_copy_with_progress(services: Services, source: str, target: str, size: int, ctx: StepContext) -> None:
     """``rbd deep cp``: librbd's deep copy (data and snapshots) with its progress on stderr."""
     import os
-    import re
     import select
     import subprocess
 
@@ -907,7 +905,7 @@ def plan_flatten(services: Services, vm: str) -> Task:
 def metadata_list(services: Services, vm: str) -> dict[str, str]:
     _require_vm(services, vm)
     metadata = services.rbd.metadata(naming.system_image(vm))
-    return {k: v for k, v in metadata.items() if k not in RESERVED_KEYS and not k.startswith("_")}
+    return user_metadata(metadata)
 
 
 def domain_config(services: Services, vm: str) -> tuple[str, str]:
@@ -957,7 +955,7 @@ def colocation_settings(services: Services, vm: str, resources: Sequence[str], s
     if not resources or isinstance(resources, str):
         raise ValidationError("name at least one resource to colocate with", field="resources")
     for resource in resources:
-        if not isinstance(resource, str) or not _PLAIN_NAME.fullmatch(resource):
+        if not isinstance(resource, str) or not units.NAME_PATTERN.fullmatch(resource):
             raise ValidationError(f"{resource!r} is not a resource name", field="resources")
     known = cib_resource_ids(services)
     unknown = [r for r in resources if r not in known]
@@ -995,7 +993,7 @@ def plan_colocate(services: Services, vm: str, resources: Sequence[str], strong:
         if vm not in services.primitives():
             ctx.log(f"{vm} is disabled: the colocation applies when it is enabled")
             return
-        from vmconsole.domain.primitive import build_colocation
+        from vmconsole.domain.primitive_builder import build_colocation
 
         fragment = etree.Element("configuration")
         etree.SubElement(fragment, "constraints").append(build_colocation(vm, tuple(resources), strong))

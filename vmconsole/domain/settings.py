@@ -14,6 +14,7 @@ from typing import Any
 
 from vmconsole.domain.errors import ValidationError
 
+# Keys vm_manager and vmconsole write themselves; every key starting with "_" is internal too.
 RESERVED_KEYS = frozenset({"vm_name", "xml", "_base_xml"})
 
 # metadata key -> attribute, for the plain string settings

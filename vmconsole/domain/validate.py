@@ -16,7 +16,9 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
+from vmconsole.domain import units
 from vmconsole.domain.errors import ValidationError
+from vmconsole.domain.settings import RESERVED_KEYS
 
 # --- VM names ------------------------------------------------------------------------------------
 
@@ -35,8 +37,6 @@ RESERVED_VM_PREFIX = "vmconsole"
 
 METADATA_KEY_MAX = 64
 METADATA_VALUE_MAX_BYTES = 64 * 1024
-# Keys vm_manager and vmconsole write themselves (§4 of the reference); any ``_`` key is internal.
-RESERVED_METADATA_KEYS = frozenset({"vm_name", "xml", "_base_xml"})
 
 # --- Snapshots -------------------------------------------------------------------------------------
 
@@ -48,8 +48,6 @@ _SNAPSHOT_EXTRA = "-_.:"
 _NVPAIR_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 # A timeout longer than a day is a typo, not an intent; Pacemaker would wait that long.
 TIMEOUT_MAX_SECONDS = 24 * 3600
-_TIMEOUT = re.compile(r"([0-9]+)\s*(s|sec|m|min|h|hr)?", re.IGNORECASE)
-_TIMEOUT_UNIT_SECONDS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
 
 _DIGITS = re.compile(r"[0-9]+")  # not str.isdigit(): it accepts '²' and other Unicode digits
 
@@ -136,7 +134,7 @@ def metadata_key(key: object, field: str = "key") -> str:
     if not text:
         raise ValidationError("the metadata key is empty", field=field)
     # Checked before the character rule, so ``_stop_timeout`` gets the telling message.
-    if text in RESERVED_METADATA_KEYS or text.startswith("_"):
+    if text in RESERVED_KEYS or text.startswith("_"):
         raise ValidationError(
             f"{show(text)} is managed by vmconsole/vm_manager and cannot be set as user metadata",
             field=field,
@@ -288,13 +286,13 @@ def timeout_seconds(value: object, field: str) -> str:
     if isinstance(value, int):
         seconds = value
     else:
-        match = _TIMEOUT.fullmatch(value.strip())
-        if match is None:
+        duration = units.parse_duration(value)
+        if duration is None or duration.unit not in units.WHOLE_SECOND_UNITS:
             raise ValidationError(
                 f"{show(value)} is not a timeout; write seconds such as 30, 30s, 2min or 1h",
                 field=field,
             )
-        seconds = int(match.group(1)) * _TIMEOUT_UNIT_SECONDS[(match.group(2) or "").lower()]
+        seconds = int(duration.seconds())
     if seconds <= 0:
         raise ValidationError(f"the timeout must be at least 1 second, got {seconds}", field=field)
     if seconds > TIMEOUT_MAX_SECONDS:
