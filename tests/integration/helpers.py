@@ -61,7 +61,7 @@ def leftovers(services: Services, name: str) -> list[str]:
     found += [f"temporary image {i}" for i in images if "vmconsolenew" in i or "vmconsoleold" in i]
     if name in services.primitives():
         found.append(f"primitive {name}")
-    found += [f"journal {e['task']} ({e['operation']})" for e in services.runner().journal() if e.get("vm") == name]
+    found += [f"journal {e['task']} ({e['operation']})" for e in services.journal.entries() if e.get("vm") == name]
     return found
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 from lxml import etree
 
-from vmconsole.backends import pacemaker_xml
+from vmconsole.backends import crm_mon
 from vmconsole.backends.libvirt import LibvirtSession
 from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.backends.rbd import RbdSession
@@ -65,7 +65,7 @@ def test_rbd_pacemaker_and_libvirt_are_real(lab: Lab, lab_config: Config, vm_nam
             try:
                 attrs = wait_role(client, vm_name, "Started")
                 assert attrs["resource_agent"] == "ocf:seapath:VirtualDomain"
-                snapshot = pacemaker_xml.parse_crm_mon(client.crm_mon_xml())
+                snapshot = crm_mon.parse_crm_mon(client.crm_mon_xml())
                 assert snapshot.resource(vm_name) is not None
                 assert lv.domain_state(vm_name) == "running"
                 assert rbd_session.watchers(image), "QEMU should have the RBD image open"

@@ -43,7 +43,7 @@ def start_cli(config: Config, *args: str) -> subprocess.Popen[str]:
 def wait_for_journal(services: Services, vm: str, key: str, timeout: float = 120) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for entry in services.runner().journal():
+        for entry in services.journal.entries():
             if entry.get("vm") == vm and entry.get("data", {}).get(key):
                 return entry
         time.sleep(0.05)
@@ -63,7 +63,7 @@ def kill_and_recover(services: Services, config: Config, proc: subprocess.Popen[
     assert result.returncode == 0, result.stderr
     assert "undone" in result.stdout
     assert leftovers(services, vm) == []
-    assert all(e["task"] != entry["task"] for e in services.runner().journal())
+    assert all(e["task"] != entry["task"] for e in services.journal.entries())
 
 
 def test_sigkill_mid_create_then_recover(

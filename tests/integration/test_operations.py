@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.helpers import checksum, cli, cli_json, create_vm, leftovers, random_qcow2
 from vmconsole.config import Config
-from vmconsole.core import operations, vms
+from vmconsole.core import placement, vms
 from vmconsole.core.services import Services
 from vmconsole.domain import naming
 from vmconsole.domain.errors import ConflictError, ValidationError
@@ -29,9 +29,9 @@ def test_update_in_place_keeps_name_and_uuid(
     create_vm(services, lab, vm_name)
     before = services.vm(vm_name)
     # a settings change that needs no restart
-    plan = operations.update_plan(services, vm_name, options=vms.VmOptions(priority=7))
+    plan = vms.update_plan(services, vm_name, options=vms.VmOptions(priority=7))
     assert plan.metadata_changes["_priority"] == (None, "7") and not plan.restart and plan.primitive_changed
-    services.run(operations.plan_update(services, plan))
+    services.run(vms.plan_update(services, plan))
     assert services.primitives()[vm_name].meta["priority"] == "7"
     # a domain change (memory) restarts the VM, on the same name and UUID
     state = lab.state()
@@ -39,32 +39,28 @@ def test_update_in_place_keeps_name_and_uuid(
     bigger = base_xml(lab, vm_name, state.domain_type).replace(
         "<memory unit='MiB'>64</memory>", "<memory unit='MiB'>80</memory>"
     )
-    plan = operations.update_plan(services, vm_name, xml=bigger)
+    plan = vms.update_plan(services, vm_name, xml=bigger)
     assert plan.restart
     assert any("81920" in line or "80" in line for line in plan.xml_diff), plan.xml_diff
     xml_file = lab.paths.guests / f"{vm_name}-update.xml"
     xml_file.write_text(bigger)
     dry = cli_json(lab_config, "vm", "update", vm_name, "--xml", str(xml_file), "--dry-run")
     assert dry["restart"] is True and dry["xml_diff"]
-    services.run(operations.plan_update(services, plan))
+    services.run(vms.plan_update(services, plan))
     after = services.vm(vm_name)
     assert after.uuid == before.uuid and after.name == vm_name
     assert after.status is VmStatus.STARTED
     assert ">80</memory>" in services.rbd.metadata(naming.system_image(vm_name))["xml"]
     with pytest.raises(ConflictError, match="nothing to change"):
-        operations.plan_update(services, operations.update_plan(services, vm_name))
+        vms.plan_update(services, vms.update_plan(services, vm_name))
     # a preferred host is set, then cleared (an empty string), constraint included
     node = services.node_names()[0]
     services.run(
-        operations.plan_update(
-            services, operations.update_plan(services, vm_name, options=vms.VmOptions(preferred_host=node))
-        )
+        vms.plan_update(services, vms.update_plan(services, vm_name, options=vms.VmOptions(preferred_host=node)))
     )
     assert services.primitives()[vm_name].preferred_host == node
     services.run(
-        operations.plan_update(
-            services, operations.update_plan(services, vm_name, options=vms.VmOptions(preferred_host=""))
-        )
+        vms.plan_update(services, vms.update_plan(services, vm_name, options=vms.VmOptions(preferred_host="")))
     )
     assert services.primitives()[vm_name].preferred_host is None
     assert "_preferred_host" not in services.rbd.metadata(naming.system_image(vm_name))
@@ -76,9 +72,9 @@ def test_move_refusals_on_one_node(services: Services, lab: Lab, vm_name: str, c
     node = services.vm(vm_name).node
     assert node
     with pytest.raises(ConflictError, match="already runs on"):
-        operations.plan_move(services, vm_name, node)
+        placement.plan_move(services, vm_name, node)
     with pytest.raises(ValidationError, match="not a cluster node"):
-        operations.plan_move(services, vm_name, "nosuchnode")
+        placement.plan_move(services, vm_name, "nosuchnode")
 
 
 def test_node_standby_drains_and_online_brings_back(
@@ -87,15 +83,15 @@ def test_node_standby_drains_and_online_brings_back(
     cleanup_vms.append(vm_name)
     create_vm(services, lab, vm_name)
     node = services.node_names()[0]
-    result = services.run(operations.plan_node_standby(services, node, True))
+    result = services.run(placement.plan_node_standby(services, node, True))
     try:
         assert result.data["moves"][vm_name] == {"from": node, "to": None}
         assert f"{vm_name}: {node} -> stopped" in result.message
         assert services.vm(vm_name).status is VmStatus.STOPPED
         with pytest.raises(ConflictError, match="already in standby"):
-            operations.plan_node_standby(services, node, True)
+            placement.plan_node_standby(services, node, True)
     finally:
-        services.run(operations.plan_node_standby(services, node, False))
+        services.run(placement.plan_node_standby(services, node, False))
     services.wait_status(vm_name, {VmStatus.STARTED}, 120)
 
 
@@ -150,7 +146,7 @@ def test_import_a_local_libvirt_domain(services: Services, lab: Lab, tmp_path: P
 
     expected = hashlib.sha256(raw.read_bytes()).hexdigest()
     try:
-        services.run(operations.plan_import(services, name, options=vms.VmOptions(enable=False)))
+        services.run(vms.plan_import(services, name, options=vms.VmOptions(enable=False)))
     finally:
         subprocess.run(
             ["virsh", "-q", "-c", lab_config_uri(services), "undefine", name], check=False, capture_output=True
@@ -172,9 +168,9 @@ def test_console_colocation_and_remote(
     cleanup_vms += [vm_name, other]  # removed in reverse order of need: the partner last
     create_vm(services, lab, vm_name)
     create_vm(services, lab, other, enable=False)
-    assert operations.console_argv(services, vm_name) == ["virsh", "-c", lab_config.libvirt.uri, "console", vm_name]
+    assert vms.console_argv(services, vm_name) == ["virsh", "-c", lab_config.libvirt.uri, "console", vm_name]
     with pytest.raises(ConflictError):
-        operations.console_argv(services, other)
+        vms.console_argv(services, other)
     partner = vm_name + "p"
     cleanup_vms.append(partner)
     create_vm(services, lab, partner)

@@ -73,7 +73,7 @@ def test_disabled_create_and_history(services: Services, lab: Lab, vm_name: str,
     create_vm(services, lab, vm_name, enable=False)
     assert services.vm(vm_name).status is VmStatus.DISABLED
     assert vm_name not in services.primitives()
-    records = [r for r in services.runner().history() if r.get("vm") == vm_name]
+    records = [r for r in services.journal.history() if r.get("vm") == vm_name]
     assert records and records[-1]["operation"] == "create" and records[-1]["result"] == "ok"
     assert records[-1]["who"]
 
@@ -89,7 +89,7 @@ def test_create_undoes_every_completed_step_on_failure(
     with pytest.raises(VmConsoleError, match="injected failure"):
         services.run(inject_failure(task, step))
     assert leftovers(services, vm_name) == []
-    history = [r for r in services.runner().history() if r.get("task") == task.task_id]
+    history = [r for r in services.journal.history() if r.get("task") == task.task_id]
     assert history and history[-1]["result"] == "failed"
 
 

@@ -165,7 +165,7 @@ def test_move_picker_lists_only_other_online_nodes_and_refuses_a_non_started_vm(
 def test_core_refusal_of_a_move_goes_through_the_error_path(
     make_app: Any, fake_services: Any, monkeypatch: Any
 ) -> None:
-    from vmconsole.core import operations
+    from vmconsole.core import placement
     from vmconsole.domain.errors import ConflictError
 
     def refuse(s: Any, vm: str, node: str) -> Any:
@@ -173,7 +173,7 @@ def test_core_refusal_of_a_move_goes_through_the_error_path(
             f"{vm} is pinned to hv1", hint=f"change it with `vmconsole vm update {vm} --pinned-host {node}`"
         )
 
-    monkeypatch.setattr(operations, "plan_move", refuse)
+    monkeypatch.setattr(placement, "plan_move", refuse)
     app = make_app(services=fake_services)
 
     async def scenario(pilot: Any) -> None:

@@ -9,8 +9,7 @@ import tui_sample
 from textual.widgets import Button, Input, Select
 from tui_helpers import drive, settle, shown
 
-from vmconsole.core.operations import UpdatePlan
-from vmconsole.core.vms import VmOptions
+from vmconsole.core.vms import UpdatePlan, VmOptions
 from vmconsole.domain.errors import ValidationError
 from vmconsole.tui import ops
 from vmconsole.tui.provider import VmCommandProvider

@@ -34,21 +34,36 @@ FINAL = (
 def test_detail_follows_refreshes_and_metadata_edits(
     make_app: Any, fake_services: Any, source: Any, monkeypatch: Any
 ) -> None:
-    from vmconsole.core import operations
+    from types import MappingProxyType
+
+    from vmconsole.core import diagnose
+    from vmconsole.domain.pacemaker_status import OperationHistoryEntry
 
     monkeypatch.setattr(vms, "metadata_list", lambda s, vm: {"owner": "dba-team", "tier": "gold"})
+    history = OperationHistoryEntry(
+        "hv1",
+        MappingProxyType({"task": "start", "rc": "1", "rc_text": "error", "last-rc-change": "2026-05-04 11:53:00"}),
+    )
     monkeypatch.setattr(
-        operations,
+        diagnose,
         "diagnose",
-        lambda s, vm: {
-            "libvirt_state": "shut off",
-            "libvirt_host": "hv1",
-            "problems": [],
-            "operations": [
-                {"node": "hv1", "task": "start", "rc": "1", "rc_text": "error", "last-rc-change": "2026-05-04 11:53:00"}
-            ],
-            "qemu_log": ["qemu: \x1b[31mboom"],
-        },
+        lambda s, vm: diagnose.Diagnosis(
+            vm=vm,
+            status=VmStatus.FAILED,
+            node=None,
+            enabled=True,
+            target_role=None,
+            managed=True,
+            blocked=False,
+            fail_count=1,
+            failures=(),
+            operations=(history,),
+            problems=(),
+            libvirt_host="hv1",
+            libvirt_answered=True,
+            libvirt_state="shut off",
+            qemu_log=("qemu: \x1b[31mboom",),
+        ),
     )
     written: list[Any] = []
     monkeypatch.setattr(
@@ -172,7 +187,6 @@ def test_config_diff_history_and_recovery(make_app: Any, fake_services: Any, mon
 
 
 def test_console_attach_failure_is_reported_not_fatal(make_app: Any, fake_services: Any, monkeypatch: Any) -> None:
-    from vmconsole.core import operations
     from vmconsole.domain.errors import ConflictError
 
     def argv(s: Any, vm: str) -> list[str]:
@@ -180,7 +194,7 @@ def test_console_attach_failure_is_reported_not_fatal(make_app: Any, fake_servic
             raise ConflictError("spare1 is Stopped: it has no console now")
         return ["virsh", "-c", "qemu+ssh://libvirtadmin@hv1/system", "console", vm]
 
-    monkeypatch.setattr(operations, "console_argv", argv)
+    monkeypatch.setattr(vms, "console_argv", argv)
     app = make_app(services=fake_services)
 
     async def scenario(pilot: Any) -> None:

@@ -23,9 +23,8 @@ from vmconsole.domain.model import (
 )
 
 if TYPE_CHECKING:
-    from vmconsole.core.operations import UpdatePlan
     from vmconsole.core.snapshots import PurgePlan, RollbackPlan
-    from vmconsole.core.vms import VmOptions
+    from vmconsole.core.vms import UpdatePlan, VmOptions
     from vmconsole.tui.task_record import TaskRecord
 
 NOW = datetime(2026, 5, 4, 12, 0, 0, tzinfo=UTC)
@@ -310,7 +309,7 @@ DB1_NEW_XML = DB1_XML.replace("1024", "2048").replace("<vcpu>1</vcpu>", "<vcpu>2
 
 def update_plan(vm: str = "db1", *, restart: bool = True, xml: bool = True) -> UpdatePlan:
     """What ``update_plan`` answers for db1: more memory and CPUs (a restart), priority 0 -> 5."""
-    from vmconsole.core.operations import UpdatePlan
+    from vmconsole.core.vms import UpdatePlan
     from vmconsole.domain import domain_xml
 
     diff = tuple(domain_xml.xml_diff(DB1_XML, DB1_NEW_XML)) if xml else ()
@@ -328,7 +327,7 @@ def update_plan(vm: str = "db1", *, restart: bool = True, xml: bool = True) -> U
 
 
 class FakeOperations:
-    """Fakes of ``core.operations``' planners that record their calls and return ``fake_task``s.
+    """Fakes of the placement and update planners that record their calls and return ``fake_task``s.
 
     ``moves`` is what a node standby/online reports in ``TaskResult.data["moves"]``; ``plan`` is
     what ``update_plan`` answers (an exception is raised instead).
@@ -344,10 +343,15 @@ class FakeOperations:
         self.plan: UpdatePlan | Exception = update_plan()
 
     def install(self, monkeypatch: object) -> FakeOperations:
-        from vmconsole.core import operations
+        from vmconsole.core import placement, vms
 
-        for name in ("plan_move", "plan_node_standby", "update_plan", "plan_update"):
-            monkeypatch.setattr(operations, name, getattr(self, name))  # type: ignore[attr-defined]
+        for module, name in (
+            (placement, "plan_move"),
+            (placement, "plan_node_standby"),
+            (vms, "update_plan"),
+            (vms, "plan_update"),
+        ):
+            monkeypatch.setattr(module, name, getattr(self, name))  # type: ignore[attr-defined]
         return self
 
     def names(self) -> list[str]:

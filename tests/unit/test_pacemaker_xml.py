@@ -7,15 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from vmconsole.backends.pacemaker_xml import (
-    CrmMonSnapshot,
-    parse_cib_cluster_name,
-    parse_cib_primitives,
-    parse_crm_mon,
-    parse_pacemaker_time,
-)
+from vmconsole.backends.cib import parse_cib_cluster_name, parse_cib_primitives
+from vmconsole.backends.crm_mon import parse_crm_mon, parse_pacemaker_time
 from vmconsole.domain.errors import BackendError
 from vmconsole.domain.model import NodeStatus
+from vmconsole.domain.pacemaker_status import CrmMonSnapshot
 from vmconsole.domain.primitive import INFINITY, VM_AGENT
 from vmconsole.domain.units import duration_ms
 

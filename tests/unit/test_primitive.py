@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from vmconsole.backends.pacemaker_xml import parse_cib_primitives, parse_crm_mon
+from vmconsole.backends.cib import parse_cib_primitives
+from vmconsole.backends.crm_mon import parse_crm_mon
 from vmconsole.domain.errors import ValidationError
 from vmconsole.domain.primitive import INFINITY, VM_AGENT
 from vmconsole.domain.primitive_builder import (

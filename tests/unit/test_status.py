@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vmconsole.backends.pacemaker_xml import parse_cib_primitives, parse_crm_mon
+from vmconsole.backends.cib import parse_cib_primitives
+from vmconsole.backends.crm_mon import parse_crm_mon
 from vmconsole.domain.model import Failure, ResourceState, VmStatus
 from vmconsole.domain.primitive import INFINITY, PrimitiveConfig
 from vmconsole.domain.status import derive_status, derive_status_and_node, status_notes

@@ -45,6 +45,18 @@ class DomainInfo:
     memory_kib: int
 
 
+GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
+
+
+@dataclass(frozen=True)
+class GuestFreeze:
+    """The result of a filesystem freeze: how many were frozen, or None and why not."""
+
+    frozen: int | None
+    has_agent: bool  # the domain has a qemu-guest-agent channel
+    why_not: str = ""
+
+
 @contextlib.contextmanager
 def translated(what: str) -> Iterator[None]:
     try:
@@ -111,6 +123,23 @@ class LibvirtSession:
             return None
         with translated(f"reading XML of {name}"):
             return str(dom.XMLDesc(0))
+
+    def freeze_filesystems(self, name: str) -> GuestFreeze:
+        """Freeze the guest's filesystems through its qemu-guest-agent; ``thaw_filesystems`` undoes it.
+
+        Not frozen (and why) when the domain has no guest-agent channel or libvirt refuses.
+        """
+        try:
+            dom = self.conn.lookupByName(name)
+            if GUEST_AGENT_CHANNEL not in dom.XMLDesc(0):
+                return GuestFreeze(None, has_agent=False, why_not="no qemu-guest-agent channel")
+            return GuestFreeze(int(dom.fsFreeze()), has_agent=True)
+        except libvirt.libvirtError as exc:
+            return GuestFreeze(None, has_agent=True, why_not=str(exc.get_error_message()))
+
+    def thaw_filesystems(self, name: str) -> None:
+        with translated(f"thawing the filesystems of {name}"):
+            self.conn.lookupByName(name).fsThaw()
 
     def validate_domain_xml(self, xml_text: str) -> None:
         """Have libvirt check a domain definition (schema and devices) without keeping it.

@@ -5,11 +5,19 @@ Never crmsh (1.5 s of start-up per call) and never human-readable output. Every 
 
 from __future__ import annotations
 
+import shlex
+import shutil
 from collections.abc import Sequence
 
+from lxml import etree
+
+from vmconsole.backends import cib, crm_mon
 from vmconsole.backends.proc import Completed, run
 from vmconsole.config import PacemakerSection
+from vmconsole.domain import xmlsafe
 from vmconsole.domain.errors import BackendError
+from vmconsole.domain.pacemaker_status import CrmMonSnapshot, OperationHistoryEntry
+from vmconsole.domain.primitive import PrimitiveConfig
 
 BACKEND = "pacemaker"
 
@@ -42,8 +50,6 @@ class PacemakerClient:
 
     def cib_version(self) -> str:
         """``admin_epoch.epoch.num_updates`` of the CIB: changes whenever configuration or status does."""
-        from vmconsole.domain import xmlsafe
-
         text = self._run([self.config.cibadmin, "--query", "--xpath", "/cib", "--no-children"]).stdout
         root = xmlsafe.parse(text, what="CIB header")
         return ".".join(root.get(k, "?") for k in ("admin_epoch", "epoch", "num_updates"))
@@ -60,11 +66,52 @@ class PacemakerClient:
     def cib_xml(self) -> str:
         return self._run([self.config.cibadmin, "--query"]).stdout
 
+    def status(self) -> CrmMonSnapshot:
+        """The cluster status (crm_mon), parsed."""
+        return crm_mon.parse_crm_mon(self.crm_mon_xml())
+
+    def primitives(self) -> dict[str, PrimitiveConfig]:
+        """Every primitive of the CIB with the constraints that name it, by id."""
+        return cib.parse_cib_primitives(self.cib_xml())
+
+    def configuration(self) -> tuple[dict[str, PrimitiveConfig], str | None]:
+        """The primitives (as ``primitives``) and the cluster's name, from one CIB query."""
+        text = self.cib_xml()
+        return cib.parse_cib_primitives(text), cib.parse_cib_cluster_name(text)
+
+    def resource_ids(self) -> set[str]:
+        """Every resource id of the CIB (primitives, groups, clones...)."""
+        return cib.resource_ids(self.cib_xml())
+
+    def operation_history(self, resource: str) -> list[OperationHistoryEntry]:
+        """The resource's operation history on every node."""
+        return crm_mon.parse_operation_history(self.operations_xml(), resource)
+
+    def vm_fragment(self, vm: str) -> str:
+        """The VM's primitive and constraints as they are now (``modify_configuration`` puts them back)."""
+        return cib.vm_fragment(self.cib_xml(), vm)
+
+    def configuration_section(self) -> str:
+        """The whole configuration section as it is now (``replace_configuration`` puts it back)."""
+        return cib.configuration_text(self.cib_xml())
+
     # ------------------------------------------------------------------ writing
     def modify_configuration(self, xml_text: str) -> None:
         """Create or update elements of the configuration section, all in one CIB transaction."""
         # through stdin: a large change would not fit in an argument list
         self._run([self.config.cibadmin, "--modify", "--scope", "configuration", "--xml-pipe"], input_text=xml_text)
+
+    def modify(self, fragment: etree._Element) -> None:
+        """``modify_configuration`` of a ``<configuration>`` fragment built by the domain's builders."""
+        self.modify_configuration(etree.tostring(fragment, encoding="unicode"))
+
+    def replace_vm(self, vm: str, primitive: etree._Element, constraints: list[etree._Element]) -> bool:
+        """Replace the VM's primitive and its own constraints in one transaction; False when it has none."""
+        configuration = cib.with_vm_replaced(self.cib_xml(), vm, primitive, constraints)
+        if configuration is None:
+            return False
+        self.replace_configuration(configuration)
+        return True
 
     def replace_configuration(self, xml_text: str) -> None:
         """Replace the whole configuration section in one CIB transaction."""
@@ -94,10 +141,12 @@ class PacemakerClient:
             )
             self._run([self.config.cibadmin, "--delete-all", "--force", "--xpath", xpath])
 
+    def crmsh_installed(self) -> bool:
+        """Is crmsh (``crm``) here? A VM's stored extra configuration commands need it."""
+        return shutil.which("crm") is not None
+
     def crm_configure(self, command: str) -> None:
         """One `crm configure` command from a VM's stored extra configuration (needs crmsh)."""
-        import shlex
-
         self._run(["crm", "configure", *shlex.split(command)], timeout=60)
 
     def set_meta(self, resource: str, name: str, value: str) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import re
+import select
+import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from vmconsole.domain.errors import BackendError, BackendTimeout
@@ -70,8 +74,73 @@ def run(
 def die_with_parent() -> None:
     """``preexec_fn`` for long copies: the child gets SIGKILL when vmconsole dies, so a killed task
     never leaves a copy running behind the recovery that undoes it."""
-    import ctypes
-    import signal
-
     pr_set_pdeathsig = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class LongRun:
+    """How a long copy ended: its exit code, the last lines of its complaint, and whether it was cancelled."""
+
+    returncode: int
+    error_lines: tuple[str, ...]
+    cancelled: bool = False
+
+    @property
+    def last_error(self) -> str:
+        return self.error_lines[-1] if self.error_lines else str(self.returncode)
+
+
+def follow_progress(
+    argv: Sequence[str],
+    *,
+    progress_on: str,
+    percent: re.Pattern[bytes],
+    report: Callable[[float], None],
+    cancelled: Callable[[], bool],
+) -> LongRun:
+    """Run a long copy (``qemu-img convert -p``, ``rbd deep cp``) and report the percent it prints.
+
+    ``percent`` finds the percentage in what the tool writes on ``progress_on`` ("stdout" or
+    "stderr"); ``report`` gets each new value. The child dies with vmconsole, and is killed as soon as
+    ``cancelled()`` says so (or ``report`` raises), so a cancelled task never leaves a copy running.
+    """
+    proc = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if progress_on == "stdout" else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=die_with_parent,
+    )
+    assert proc.stderr is not None
+    streams = [s for s in (proc.stdout, proc.stderr) if s is not None]
+    progress_stream = proc.stdout if progress_on == "stdout" else proc.stderr
+    errors = b""
+    tail = b""
+    try:
+        while streams:
+            if cancelled():
+                proc.kill()
+                proc.wait()
+                return LongRun(proc.returncode, (), cancelled=True)
+            ready, _, _ = select.select(streams, [], [], 0.2)
+            for stream in ready:
+                chunk = os.read(stream.fileno(), 4096)
+                if not chunk:  # the tool closed that stream (it is exiting)
+                    streams.remove(stream)
+                    continue
+                if stream is proc.stderr:
+                    errors = (errors + chunk)[-8192:]
+                if stream is progress_stream:
+                    tail = (tail + chunk)[-256:]
+                    found = percent.findall(tail)
+                    if found:
+                        report(float(found[-1]))
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    lines = errors.decode(errors="replace").replace("\r", "\n").splitlines()
+    complaint = tuple(line for line in lines if line.strip() and not percent.search(line.encode()))
+    return LongRun(proc.returncode, complaint)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vmconsole.backends.proc import die_with_parent, run
+from vmconsole.backends.proc import follow_progress, run
 from vmconsole.config import CephSection
 from vmconsole.domain.errors import BackendError, Cancelled, ValidationError
 
@@ -91,39 +89,16 @@ def import_to_rbd(
         source.path,
         rbd_target(ceph, image),
     ]
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=die_with_parent
+    size = source.virtual_size
+    copy = follow_progress(
+        argv,
+        progress_on="stdout",
+        percent=_PROGRESS,
+        report=lambda percent: progress(int(size * percent / 100), size),
+        cancelled=cancelled,
     )
-    assert proc.stdout is not None and proc.stderr is not None
-    errors = b""
-    buffer = b""
-    streams = [proc.stdout, proc.stderr]
-    try:
-        while streams:
-            if cancelled():
-                proc.kill()
-                proc.wait()
-                raise Cancelled("import cancelled by the operator")
-            ready, _, _ = select.select(streams, [], [], 0.2)
-            for stream in ready:
-                chunk = os.read(stream.fileno(), 4096)
-                if not chunk:  # end of that stream
-                    streams.remove(stream)
-                    continue
-                if stream is proc.stderr:
-                    errors = (errors + chunk)[-8192:]
-                    continue
-                buffer = (buffer + chunk)[-256:]
-                matches = _PROGRESS.findall(buffer)
-                if matches:
-                    percent = float(matches[-1])
-                    progress(int(source.virtual_size * percent / 100), source.virtual_size)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    if proc.returncode != 0:
-        lines = [line for line in errors.decode(errors="replace").splitlines() if line.strip()]
-        raise BackendError(BACKEND, f"import into {image} failed: {lines[-1] if lines else proc.returncode}")
-    progress(source.virtual_size, source.virtual_size)
+    if copy.cancelled:
+        raise Cancelled("import cancelled by the operator")
+    if copy.returncode != 0:
+        raise BackendError(BACKEND, f"import into {image} failed: {copy.last_error}")
+    progress(size, size)

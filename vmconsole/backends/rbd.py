@@ -7,7 +7,8 @@ layout, snapshots, and the small RADOS objects of vmconsole's own (locks, journa
 from __future__ import annotations
 
 import contextlib
-import struct
+import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,12 +18,16 @@ from typing import Any, TypeVar
 import rados
 import rbd
 
+from vmconsole.backends import rbd_headers
+from vmconsole.backends.proc import follow_progress, run
+from vmconsole.backends.rbd_headers import GroupHeader, ImageHeader
 from vmconsole.config import CephSection
 from vmconsole.domain.errors import BackendError, BackendTimeout, ConflictError, NotFoundError
 
 T = TypeVar("T")
 BACKEND = "ceph"
-GROUP_SNAPSHOT_PREFIX = ".group."  # how a group snapshot shows up on each member image
+GROUP_SNAPSHOT_PREFIX = ".group."
+_DEEP_COPY_PROGRESS = re.compile(rb"(\d+)% complete")  # how a group snapshot shows up on each member image
 
 
 @dataclass(frozen=True)
@@ -69,83 +74,6 @@ def translated(what: str) -> Iterator[None]:
         raise _translate(exc, what) from exc
 
 
-@dataclass(frozen=True)
-class GroupSnapshotEntry:
-    snapshot_id: str
-    name: str
-    complete: bool
-    members: tuple[tuple[str, int], ...]  # (image id, image snapshot id)
-
-
-@dataclass(frozen=True)
-class GroupHeader:
-    members: tuple[str, ...]  # image ids
-    snapshots: tuple[GroupSnapshotEntry, ...]
-
-
-@dataclass(frozen=True)
-class ImageHeader:
-    image_id: str
-    metadata: dict[str, str]
-    size: int | None
-    snapshot_ids: tuple[int, ...]
-    snapshot_blob: bytes  # the raw snapshot entries: equal blobs mean an unchanged snapshot set
-
-
-class _Decoder:
-    """Just enough of Ceph's little-endian encoding to read group headers (cls_rbd)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def u8(self) -> int:
-        value = self.data[self.pos]
-        self.pos += 1
-        return value
-
-    def u32(self) -> int:
-        (value,) = struct.unpack_from("<I", self.data, self.pos)
-        self.pos += 4
-        return int(value)
-
-    def u64(self) -> int:
-        (value,) = struct.unpack_from("<Q", self.data, self.pos)
-        self.pos += 8
-        return int(value)
-
-    def string(self) -> str:
-        length = self.u32()
-        value = self.data[self.pos : self.pos + length].decode()
-        self.pos += length
-        return value
-
-    def start(self) -> int:
-        """ENCODE_START: version, compat, length; returns where the struct ends."""
-        self.u8()
-        self.u8()
-        length = self.u32()
-        return self.pos + length
-
-
-def decode_group_snapshot(raw: bytes) -> GroupSnapshotEntry:
-    dec = _Decoder(raw)
-    end = dec.start()
-    snapshot_id = dec.string()
-    name = dec.string()
-    state = dec.u8()
-    members = []
-    for _ in range(dec.u32()):
-        member_end = dec.start()
-        dec.u64()  # pool
-        image_id = dec.string()
-        snap_id = dec.u64()
-        members.append((image_id, snap_id))
-        dec.pos = member_end
-    dec.pos = end
-    return GroupSnapshotEntry(snapshot_id, name, state == 1, tuple(members))
-
-
 class RbdSession:
     """One RADOS connection and I/O context on the VM pool (and namespace)."""
 
@@ -189,8 +117,6 @@ class RbdSession:
 
     # ------------------------------------------------------------------ cluster
     def mon_command(self, command: dict[str, Any]) -> dict[str, Any]:
-        import json
-
         with translated(f"ceph {command.get('prefix')}"):
             ret, out, errs = self._cluster.mon_command(json.dumps(command), b"", timeout=self.config.timeout)
         if ret != 0:
@@ -280,36 +206,19 @@ class RbdSession:
                 raw = self._omap_all("rbd_group_directory")
         except NotFoundError:
             return {}
-        return {key[len("name_") :]: value[4:].decode() for key, value in raw.items() if key.startswith("name_")}
+        return rbd_headers.group_ids(raw)
 
     def group_header(self, group_id: str) -> GroupHeader:
         """Members and snapshots of a group in one omap read (decoded; ValueError if the format surprises)."""
         with translated(f"reading group header {group_id}"):
             raw = self._omap_all(f"rbd_group_header.{group_id}")
-        members = tuple(key.split("_", 2)[2] for key in raw if key.startswith("image_"))
-        try:
-            snaps = tuple(decode_group_snapshot(v) for k, v in sorted(raw.items()) if k.startswith("snapshot_"))
-        except (struct.error, IndexError, UnicodeDecodeError) as exc:
-            raise ValueError(f"unexpected group header encoding: {exc}") from exc
-        return GroupHeader(members, snaps)
+        return rbd_headers.group_header(raw)
 
     def image_header(self, image_id: str) -> ImageHeader:
         """Metadata, size and snapshot ids of an image in one omap read of its header object."""
         with translated(f"reading image header {image_id}"):
             raw = self._omap_all(f"rbd_header.{image_id}")
-        metadata = {
-            k[len("metadata_") :]: v.decode(errors="replace") for k, v in raw.items() if k.startswith("metadata_")
-        }
-        size_raw = raw.get("size")
-        size = struct.unpack("<Q", size_raw[:8])[0] if size_raw and len(size_raw) >= 8 else None
-        snap_keys = sorted(k for k in raw if k.startswith("snapshot_"))
-        return ImageHeader(
-            image_id=image_id,
-            metadata=metadata,
-            size=size,
-            snapshot_ids=tuple(int(k[len("snapshot_") :], 16) for k in snap_keys),
-            snapshot_blob=b"".join(k.encode() + raw[k] for k in snap_keys),
-        )
+        return rbd_headers.image_header(image_id, raw)
 
     def image_info(self, name: str) -> ImageInfo:
         with translated(f"reading image {name}"), rbd.Image(self.ioctx, name, read_only=True) as image:
@@ -417,12 +326,42 @@ class RbdSession:
         with translated(f"reading image {name}"), rbd.Image(self.ioctx, name, read_only=True) as image:
             return int(image.size())
 
-    def deep_copy(self, source: str, destination: str) -> None:
-        with (
-            translated(f"copying image {source} to {destination}"),
-            rbd.Image(self.ioctx, source, read_only=True) as image,
-        ):
-            image.deep_copy(self.ioctx, destination)
+    def deep_copy(
+        self, source: str, target: str, size: int, progress: Callable[[int, int], None], cancelled: Callable[[], bool]
+    ) -> bool:
+        """``rbd deep cp``: librbd's deep copy (data and snapshots), reporting bytes as it prints its
+        percent. False when ``cancelled()`` stopped it (the partial target is left for the caller)."""
+        ceph = self.config
+        location = f"{ceph.pool}/{ceph.namespace}/" if ceph.namespace else f"{ceph.pool}/"
+        copy = follow_progress(
+            ["rbd", "-c", ceph.conf, "--id", ceph.client_id, "deep", "cp", location + source, location + target],
+            progress_on="stderr",
+            percent=_DEEP_COPY_PROGRESS,
+            report=lambda percent: progress(size * int(percent) // 100, size),
+            cancelled=cancelled,
+        )
+        if copy.cancelled:
+            return False
+        if copy.returncode != 0:
+            raise BackendError(BACKEND, f"copy of {source} failed: {copy.last_error}")
+        progress(size, size)
+        return True
+
+    def allocated_objects(self, image: str, snap_id: int | None = None) -> set[int]:
+        """Indexes of the 4 MiB objects allocated in the image (or in one of its snapshots), from the
+        object map."""
+        objects: set[int] = set()
+
+        def collect(offset: int, length: int, exists: bool) -> int:
+            if exists:
+                objects.add(offset >> 22)
+            return 0
+
+        with translated(f"walking the objects of {image}"), rbd.Image(self.ioctx, image, read_only=True) as handle:
+            if snap_id is not None:
+                handle.set_snap_by_id(snap_id)
+            handle.diff_iterate(0, handle.size(), None, collect, whole_object=True)
+        return objects
 
     def watchers(self, name: str) -> list[str]:
         with translated(f"listing watchers of {name}"), rbd.Image(self.ioctx, name, read_only=True) as image:
@@ -585,8 +524,6 @@ class RbdSession:
 
     def _rados_cli(self, *args: str) -> str:
         """The rados CLI, for the lock calls the Python binding lacks (lock info, lock break)."""
-        from vmconsole.backends.proc import run
-
         argv = ["rados", "-c", self.config.conf, "--id", self.config.client_id, "-p", self.config.pool]
         if self.config.namespace:
             argv += ["--namespace", self.config.namespace]
@@ -597,8 +534,6 @@ class RbdSession:
 
     def lock_lockers(self, oid: str, name: str) -> list[dict[str, str]]:
         """Who holds a RADOS lock: [{name: client.N, cookie, description, expiration, addr}]."""
-        import json
-
         try:
             data = json.loads(self._rados_cli("lock", "info", oid, name, "--format", "json") or "{}")
         except BackendError as exc:

@@ -393,7 +393,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    from vmconsole.core.operations import plan_update, update_plan
+    from vmconsole.core.vms import plan_update, update_plan
 
     with common.open_services(args) as svc:
         plan = update_plan(
@@ -428,17 +428,17 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def cmd_move(args: argparse.Namespace) -> int:
-    from vmconsole.core.operations import plan_move
+    from vmconsole.core.placement import plan_move
 
     with common.open_services(args) as svc:
         return common.execute(args, svc, plan_move(svc, args.name, args.node))
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from vmconsole.core.operations import diagnose
+    from vmconsole.core.diagnose import diagnose
 
     with common.open_services(args) as svc:
-        report = diagnose(svc, args.name)
+        report = diagnose(svc, args.name).to_json()
     if args.json:
         print_json(report)
         return 0
@@ -467,7 +467,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from vmconsole.core.operations import plan_import
+    from vmconsole.core.vms import plan_import
 
     with common.open_services(args) as svc:
         return common.execute(
@@ -480,7 +480,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_console(args: argparse.Namespace) -> int:
     import subprocess
 
-    from vmconsole.core.operations import console_argv
+    from vmconsole.core.vms import console_argv
 
     with common.open_services(args) as svc:
         argv = console_argv(svc, args.name)
@@ -519,7 +519,7 @@ def cmd_node_list(args: argparse.Namespace) -> int:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
-    from vmconsole.core.operations import plan_node_standby
+    from vmconsole.core.placement import plan_node_standby
 
     with common.open_services(args) as svc:
         task = plan_node_standby(svc, args.node, args.standby)

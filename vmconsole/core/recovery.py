@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from datetime import UTC, datetime
 from typing import Any
 
 from vmconsole.core.services import Services
-from vmconsole.core.tasks import Task
+from vmconsole.core.steps import stop_and_delete, undo_swap
+from vmconsole.core.tasks import Step, Task
 from vmconsole.domain import naming
-from vmconsole.domain.errors import NotFoundError, VmConsoleError
+from vmconsole.domain.errors import ConflictError, NotFoundError, VmConsoleError
 
 SAME_HOST = socket.gethostname()
 
@@ -27,8 +29,6 @@ def _alive(entry: dict[str, Any]) -> bool:
     """Is the task's process still running? By its PID on this host, by its heartbeat elsewhere."""
     holder = str(entry.get("holder", ""))
     if not holder.endswith(f"@{SAME_HOST}"):
-        from datetime import UTC, datetime
-
         try:
             updated = datetime.fromisoformat(str(entry.get("updated")))
         except ValueError:
@@ -47,7 +47,7 @@ def _alive(entry: dict[str, Any]) -> bool:
 def incomplete_tasks(services: Services) -> list[dict[str, Any]]:
     """Journal entries of tasks that are not running any more (their process is gone)."""
     entries = []
-    for entry in services.runner().journal():
+    for entry in services.journal.entries():
         entry["alive"] = _alive(entry)
         if entry["alive"] and entry.get("pid") == os.getpid():
             continue
@@ -56,21 +56,19 @@ def incomplete_tasks(services: Services) -> list[dict[str, Any]]:
 
 
 def forget(services: Services, task_id: str) -> None:
-    runner = services.runner()
-    if not any(e.get("task") == task_id for e in runner.journal()):
+    journal = services.journal
+    if not any(e.get("task") == task_id for e in journal.entries()):
         raise NotFoundError(f"no journal entry {task_id!r}", field="task")
-    runner.journal_remove(task_id)
+    journal.remove(task_id)
 
 
 def undo_task(services: Services, task_id: str) -> dict[str, Any]:
     """Undo what a dead task had done, under its VMs' locks, then drop its journal entry."""
-    runner = services.runner()
-    entry = next((e for e in runner.journal() if e.get("task") == task_id), None)
+    journal = services.journal
+    entry = next((e for e in journal.entries() if e.get("task") == task_id), None)
     if entry is None:
         raise NotFoundError(f"no journal entry {task_id!r}", field="task")
     if _alive(entry):
-        from vmconsole.domain.errors import ConflictError
-
         raise ConflictError(f"task {task_id} is still running (pid {entry.get('pid')})")
     vm = entry.get("vm")
     data: dict[str, Any] = dict(entry.get("data") or {})
@@ -78,13 +76,11 @@ def undo_task(services: Services, task_id: str) -> dict[str, Any]:
     locks = [v for v in (vm, args.get("source")) if v]
     # the dead task's lock leases would free themselves within 30 s: break them now instead
     for locked_vm in locks:
-        runner.break_lock(str(locked_vm), cookie=task_id)
+        journal.break_lock(str(locked_vm), cookie=task_id)
     actions: list[str] = []
 
     def undo(ctx: Any) -> None:
         actions.extend(_undo(services, str(vm) if vm else None, entry.get("operation", ""), data, args))
-
-    from vmconsole.core.tasks import Step
 
     task = Task(
         f"recover-{entry.get('operation')}",
@@ -94,15 +90,15 @@ def undo_task(services: Services, task_id: str) -> dict[str, Any]:
         locks=locks,
         description=f"undo incomplete task {task_id}",
     )
-    runner.run(task)
-    runner.journal_remove(task_id)
+    services.run(task)
+    journal.remove(task_id)
     message = f"task {task_id} undone: " + ("; ".join(actions) if actions else "it had changed nothing")
     return {"task": task_id, "actions": actions, "message": message}
 
 
 def lock_status(services: Services, vm: str) -> dict[str, Any]:
-    runner = services.runner()
-    holder = runner.lock_holder(vm)
+    journal = services.journal
+    holder = journal.lock_holder(vm)
     lockers = services.rbd.lock_lockers(naming.lock_object(vm), "vmconsole")
     return {
         "vm": vm,
@@ -115,8 +111,6 @@ def lock_status(services: Services, vm: str) -> dict[str, Any]:
 
 def break_lock(services: Services, vm: str, *, force: bool = False) -> list[str]:
     """Break a VM's lock when its holder is dead (a holder on another host needs ``force``)."""
-    from vmconsole.domain.errors import ConflictError
-
     status = lock_status(services, vm)
     if not status["locked"]:
         raise ConflictError(f"{vm} is not locked")
@@ -133,17 +127,15 @@ def break_lock(services: Services, vm: str, *, force: bool = False) -> list[str]
             "cannot see whether that process is alive",
             hint="check there, then use --force",
         )
-    return services.runner().break_lock(vm)
+    return services.journal.break_lock(vm)
 
 
 def _undo(services: Services, vm: str | None, operation: str, data: dict[str, Any], args: dict[str, Any]) -> list[str]:
-    from vmconsole.core.vms import _stop_and_delete, undo_swap
-
     actions: list[str] = []
     rbd = services.rbd
     primitives = services.primitives()
     if data.get("enabled") and vm and vm in primitives:
-        _stop_and_delete(services, vm, None)
+        stop_and_delete(services, vm, None)
         actions.append(f"removed the primitive of {vm}")
     if vm and (data.get("swap_new_in") or data.get("swap_old_moved")):
         undo_swap(services, vm, data)

@@ -9,19 +9,24 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from vmconsole.backends import pacemaker_xml
+from vmconsole.backends import libvirt as libvirt_backend
 from vmconsole.backends.libvirt import LibvirtSession
 from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.backends.rbd import RbdSession
 from vmconsole.config import Config
+from vmconsole.core.connection import CephConnection
+from vmconsole.core.journal import Journal
 from vmconsole.core.state import StateReader, build_vm, read_ceph
 from vmconsole.core.tasks import Listener, Task, TaskResult, TaskRunner
 from vmconsole.domain import naming
 from vmconsole.domain.errors import BackendTimeout, NotFoundError, OperationFailed, VmConsoleError
 from vmconsole.domain.model import ClusterState, VmState, VmStatus
+from vmconsole.domain.pacemaker_status import CrmMonSnapshot
 from vmconsole.domain.primitive import PrimitiveConfig
+from vmconsole.domain.status import derive_status_and_node
 
 POLL = 0.3
 
@@ -31,9 +36,7 @@ def watch_lifecycle(uri: str, on_event: Callable[[str, str], None], stop: thread
 
     Wakes up every second to notice ``stop``; ends when the connection closes.
     """
-    from vmconsole.backends.libvirt import watch_lifecycle as watch
-
-    watch(uri, on_event, stop)
+    libvirt_backend.watch_lifecycle(uri, on_event, stop)
 
 
 class Services:
@@ -41,31 +44,25 @@ class Services:
         self.config = config
         self.pacemaker = PacemakerClient(config.pacemaker)
         self.listener = listener
-        self._session: RbdSession | None = None
-        self._lock = threading.Lock()
-        self.reader = StateReader(config)
+        self.ceph = CephConnection(config.ceph)
+        self.reader = StateReader(config, ceph=self.ceph, pacemaker=self.pacemaker)
 
     # ------------------------------------------------------------------ connections
     @property
     def rbd(self) -> RbdSession:
-        with self._lock:
-            if self._session is None:
-                self._session = RbdSession(self.config.ceph)
-            return self._session
+        return self.ceph.session()
 
     def libvirt(self) -> LibvirtSession:
         return LibvirtSession(self.config.libvirt.uri)
 
-    def watch_lifecycle(self, on_event: Callable[[str, str], None], stop: threading.Event) -> None:
-        """libvirt's domain lifecycle events on this host until ``stop`` is set (blocks: give it a thread)."""
-        watch_lifecycle(self.config.libvirt.uri, on_event, stop)
-
     def close(self) -> None:
-        with self._lock:
-            if self._session is not None:
-                self._session.close()
-                self._session = None
         self.reader.close()
+        self.ceph.close()
+
+    @property
+    def journal(self) -> Journal:
+        """The cluster's records of tasks: locks, the journal of running tasks, the history."""
+        return Journal(self.rbd)
 
     def runner(self, listener: Listener | None = None) -> TaskRunner:
         return TaskRunner(self.rbd, listener or self.listener)
@@ -77,11 +74,11 @@ class Services:
     def state(self) -> ClusterState:
         return self.reader.read()
 
-    def crm_mon(self) -> pacemaker_xml.CrmMonSnapshot:
-        return pacemaker_xml.parse_crm_mon(self.pacemaker.crm_mon_xml())
+    def crm_mon(self) -> CrmMonSnapshot:
+        return self.pacemaker.status()
 
     def primitives(self) -> dict[str, PrimitiveConfig]:
-        return pacemaker_xml.parse_cib_primitives(self.pacemaker.cib_xml())
+        return self.pacemaker.primitives()
 
     def vm(self, name: str, *, with_usage: bool = False) -> VmState:
         """One VM, read fresh (Ceph and Pacemaker); NotFoundError when it does not exist.
@@ -93,8 +90,6 @@ class Services:
         pcmk = self.reader.pacemaker_part()
         state = build_vm(name, ceph, pcmk)
         if with_usage and state.disks:
-            from dataclasses import replace
-
             state = replace(state, disks=tuple(replace(d, used=self.rbd.disk_usage(d.image)) for d in state.disks))
         if state.status is VmStatus.UNDEFINED and not state.enabled:
             raise NotFoundError(
@@ -104,7 +99,7 @@ class Services:
 
     def history(self, months: int = 3) -> list[dict[str, Any]]:
         """The audit trail of operations, oldest first."""
-        return self.runner().history(months)
+        return self.journal.history(months)
 
     def vm_exists(self, name: str) -> bool:
         return self.rbd.group_exists(name)
@@ -114,8 +109,6 @@ class Services:
 
     def vm_status(self, name: str) -> tuple[VmStatus, str | None]:
         pcmk = self.reader.pacemaker_part()
-        from vmconsole.domain.status import derive_status_and_node
-
         primitive = pcmk.primitives.get(name)
         return derive_status_and_node(
             True, primitive if primitive and primitive.is_vm else None, pcmk.status.resource(name)

@@ -18,13 +18,15 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from vmconsole.backends import pacemaker_xml
 from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.backends.rbd import ImageInfo, ImageSnapshot, RbdSession
 from vmconsole.config import Config
+from vmconsole.core.connection import CephConnection
 from vmconsole.domain import naming
+from vmconsole.domain.domain_xml import domain_uuid
 from vmconsole.domain.errors import BackendTimeout, VmConsoleError
 from vmconsole.domain.model import CephHealth, ClusterState, Disk, NodeState, Snapshot, VmState, VmStatus
+from vmconsole.domain.pacemaker_status import CrmMonSnapshot
 from vmconsole.domain.primitive import PrimitiveConfig
 from vmconsole.domain.settings import VmSettings, user_metadata
 from vmconsole.domain.status import derive_status_and_node
@@ -43,7 +45,7 @@ class CephPart:
 
 @dataclass(frozen=True)
 class PacemakerPart:
-    status: pacemaker_xml.CrmMonSnapshot
+    status: CrmMonSnapshot
     primitives: dict[str, PrimitiveConfig]
     cluster_name: str | None
 
@@ -216,10 +218,10 @@ def read_ceph(session: RbdSession, only: set[str] | None = None) -> CephPart:
 def read_pacemaker(client: PacemakerClient) -> PacemakerPart:
     # the two queries are independent: run them side by side
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cib") as pool:
-        cib_future = pool.submit(client.cib_xml)
-        status = pacemaker_xml.parse_crm_mon(client.crm_mon_xml())
-        cib = cib_future.result()
-    return PacemakerPart(status, pacemaker_xml.parse_cib_primitives(cib), pacemaker_xml.parse_cib_cluster_name(cib))
+        configuration = pool.submit(client.configuration)
+        status = client.status()
+        primitives, cluster_name = configuration.result()
+    return PacemakerPart(status, primitives, cluster_name)
 
 
 def build_snapshots(vm: str, disks: list[ImageInfo], records: Mapping[str, Mapping[str, Any]]) -> tuple[Snapshot, ...]:
@@ -296,8 +298,6 @@ def build_vm(vm: str, ceph: CephPart | None, pcmk: PacemakerPart | None) -> VmSt
         settings_map = MappingProxyType({})
     uuid = None
     if "xml" in metadata:
-        from vmconsole.domain.domain_xml import domain_uuid
-
         try:
             uuid = domain_uuid(metadata["xml"])
         except VmConsoleError as exc:
@@ -327,36 +327,29 @@ def build_vm(vm: str, ceph: CephPart | None, pcmk: PacemakerPart | None) -> VmSt
 
 
 class StateReader:
-    """Reads ``ClusterState`` again and again, keeping one RADOS connection between reads."""
+    """Reads ``ClusterState`` again and again, on the process's one RADOS connection."""
 
-    def __init__(self, config: Config, *, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        timeout: float | None = None,
+        ceph: CephConnection | None = None,
+        pacemaker: PacemakerClient | None = None,
+    ) -> None:
         self.config = config
-        self.pacemaker = PacemakerClient(config.pacemaker)
+        self.pacemaker = pacemaker or PacemakerClient(config.pacemaker)
         self.timeout = timeout or max(config.ceph.timeout, config.pacemaker.timeout) + 2
-        self._session: RbdSession | None = None
-        self._session_lock = threading.Lock()
+        self._own_ceph = ceph is None
+        self.ceph = ceph or CephConnection(config.ceph)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="read")
         self._ceph_reader = CephReader()
         self._pacemaker_cache: tuple[str, PacemakerPart] | None = None
 
     def close(self) -> None:
-        with self._session_lock:
-            if self._session is not None:
-                self._session.close()
-                self._session = None
+        if self._own_ceph:
+            self.ceph.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def _rbd(self) -> RbdSession:
-        with self._session_lock:
-            if self._session is None:
-                self._session = RbdSession(self.config.ceph)
-            return self._session
-
-    def _drop_session(self) -> None:
-        with self._session_lock:
-            if self._session is not None:
-                self._session.close()
-                self._session = None
 
     def pacemaker_part(self) -> PacemakerPart:
         """crm_mon and the CIB again only when the CIB changed since the last read (its version says)."""
@@ -371,7 +364,7 @@ class StateReader:
     def read(self, only: set[str] | None = None) -> ClusterState:
         started = time.monotonic()
         problems: list[str] = []
-        ceph_future: Future[CephPart] = self._pool.submit(lambda: self._ceph_reader.read(self._rbd(), only))
+        ceph_future: Future[CephPart] = self._pool.submit(lambda: self._ceph_reader.read(self.ceph.session(), only))
         pcmk_future: Future[PacemakerPart] = self._pool.submit(self.pacemaker_part)
         deadline = started + self.timeout
 
@@ -388,7 +381,7 @@ class StateReader:
                 on_error()
             return None
 
-        ceph: CephPart | None = collect(ceph_future, "ceph", self._drop_session)
+        ceph: CephPart | None = collect(ceph_future, "ceph", self.ceph.retire)
         pcmk: PacemakerPart | None = collect(pcmk_future, "pacemaker")
         if ceph is not None:
             problems.extend(ceph.problems)

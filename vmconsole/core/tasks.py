@@ -1,43 +1,23 @@
 """Every mutating operation is a task: a named plan of steps with progress, cancel and compensation.
 
-Around each task: a cluster-wide lock per VM (a RADOS lock lease that frees itself when its holder
-dies), a journal entry in RADOS recording intent and completed steps (so that ``recover`` can finish
-or undo a task whose process was killed), and an append-only audit history.
+The engine runs the steps in order, emits progress events, and on failure or cancel undoes the
+completed steps in reverse. Around each run it takes the VMs' locks and keeps the task's journal
+entry and history record through ``core.journal``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import getpass
-import json
-import os
-import socket
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from vmconsole.backends.rbd import RbdSession
-from vmconsole.domain import naming
-from vmconsole.domain.errors import Cancelled, LockedError, OperationFailed, VmConsoleError
-
-LOCK_NAME = "vmconsole"
-LEASE_SECONDS = 30
-RENEW_EVERY = 10.0
-
-
-def who() -> str:
-    user = os.environ.get("SUDO_USER") or getpass.getuser()
-    return f"{user}@{socket.gethostname()}"
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+from vmconsole.core.journal import Journal, now_iso
+from vmconsole.domain.errors import Cancelled, OperationFailed, VmConsoleError
 
 
 @dataclass(frozen=True)
@@ -114,7 +94,7 @@ class StepContext:
 
     def save(self) -> None:
         """Write ``data`` to the journal now (before an action whose name recovery must know)."""
-        self.runner.journal_update(self.task)
+        self.runner.journal.update(self.task)
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():
@@ -147,8 +127,8 @@ class TaskRunner:
     def __init__(self, session: RbdSession, listener: Listener | None = None) -> None:
         self.session = session
         self.listener = listener
-        self.holder = who()
-        self._journal_lock = threading.Lock()
+        self.journal = Journal(session)
+        self.holder = self.journal.holder
 
     # ------------------------------------------------------------------ events
     def emit(self, task: Task, kind: str, index: int, fraction: float, **extra: Any) -> None:
@@ -177,152 +157,6 @@ class TaskRunner:
             )
         )
 
-    # ------------------------------------------------------------------ locks
-    def _holder_record(self, task: Task) -> bytes:
-        return json.dumps(
-            {
-                "holder": self.holder,
-                "operation": task.operation,
-                "task": task.task_id,
-                "since": now_iso(),
-                "pid": os.getpid(),
-            }
-        ).encode()
-
-    def lock_holder(self, vm: str) -> dict[str, Any] | None:
-        raw = self.session.omap_get(naming.lock_object(vm)).get("holder")
-        try:
-            return dict(json.loads(raw)) if raw else None
-        except ValueError:
-            return None
-
-    def acquire(self, vm: str, task: Task) -> None:
-        """Take the lock of one VM for ``task``, or raise LockedError saying who holds it."""
-        oid = naming.lock_object(vm)
-        if not self.session.lock_exclusive(oid, LOCK_NAME, task.task_id, task.operation, LEASE_SECONDS):
-            holder = self.lock_holder(vm) or {}
-            raise LockedError(
-                f"{vm} is locked by {holder.get('holder', 'another vmconsole')}"
-                f" ({holder.get('operation', 'an operation')}) since {holder.get('since', '?')}",
-                hint="wait for it to finish; a lock of a dead process frees itself within "
-                f"{LEASE_SECONDS} s, or `vmconsole lock break {vm}`",
-            )
-        self.session.omap_set(oid, {"holder": self._holder_record(task)})
-
-    @contextmanager
-    def locked(self, task: Task, vms: list[str] | None = None) -> Iterator[None]:
-        vms = sorted(set(vms if vms is not None else (task.locks or ([task.vm] if task.vm else []))))
-        cookie = task.task_id
-        taken: list[str] = []
-        try:
-            for vm in vms:
-                self.acquire(vm, task)
-                taken.append(vm)
-        except BaseException:
-            self._release(taken, cookie)
-            raise
-        stop = threading.Event()
-        keeper = threading.Thread(
-            target=self._renew, args=(taken, task, stop), name=f"lock-{task.task_id}", daemon=True
-        )
-        keeper.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            keeper.join(timeout=5)
-            self._release(taken, cookie)
-
-    def break_lock(self, vm: str, *, cookie: str | None = None) -> list[str]:
-        """Break the lock of ``vm`` (only the holder with ``cookie`` when given); return what was broken."""
-        oid = naming.lock_object(vm)
-        broken = []
-        for locker in self.session.lock_lockers(oid, LOCK_NAME):
-            if cookie is not None and locker.get("cookie") != cookie:
-                continue
-            self.session.break_lock(oid, LOCK_NAME, locker["name"], locker["cookie"])
-            broken.append(f"{locker['name']} ({locker.get('description', '')}, task {locker['cookie']})")
-        if broken:
-            self.session.omap_remove(oid, ["holder"])
-        return broken
-
-    def _renew(self, vms: list[str], task: Task, stop: threading.Event) -> None:
-        """Renew the lock leases and refresh the journal entry (a heartbeat other hosts can read)."""
-        while not stop.wait(RENEW_EVERY):
-            for vm in vms:
-                # a failed renewal is retried at the next tick: the lease is 3 renewals long
-                with contextlib.suppress(VmConsoleError):
-                    self.session.lock_exclusive(
-                        naming.lock_object(vm), LOCK_NAME, task.task_id, task.operation, LEASE_SECONDS
-                    )
-            with contextlib.suppress(VmConsoleError):
-                self.journal_update(task, heartbeat=True)
-
-    def _release(self, vms: list[str], cookie: str) -> None:
-        for vm in vms:
-            oid = naming.lock_object(vm)
-            try:
-                self.session.omap_remove(oid, ["holder"])
-                self.session.unlock(oid, LOCK_NAME, cookie)
-            except VmConsoleError:
-                pass  # the lease expires by itself
-
-    # ------------------------------------------------------------------ journal and history
-    def _journal_record(self, task: Task, state: str, done: list[str]) -> bytes:
-        return json.dumps(
-            {
-                "task": task.task_id,
-                "operation": task.operation,
-                "vm": task.vm,
-                "args": task.args,
-                "data": task.data,
-                "steps": [s.name for s in task.steps],
-                "done": done,
-                "state": state,
-                "holder": self.holder,
-                "pid": os.getpid(),
-                "started": task.args.get("_started", now_iso()),
-                "updated": now_iso(),
-            },
-            default=str,
-        ).encode()
-
-    def journal_update(
-        self, task: Task, state: str | None = None, done: list[str] | None = None, *, heartbeat: bool = False
-    ) -> None:
-        with self._journal_lock:
-            if heartbeat and task.args.get("_finished"):
-                return  # never resurrect the entry of a task that has ended
-            if state is not None:
-                task.args["_state"] = state
-            if done is not None:
-                task.args["_done"] = list(done)
-            record = self._journal_record(task, task.args.get("_state", "running"), task.args.get("_done", []))
-            self.session.omap_set(naming.JOURNAL_OBJECT, {task.task_id: record})
-
-    def journal_remove(self, task_id: str, task: Task | None = None) -> None:
-        with self._journal_lock:
-            if task is not None:
-                task.args["_finished"] = True
-            self.session.omap_remove(naming.JOURNAL_OBJECT, [task_id])
-
-    def journal(self) -> list[dict[str, Any]]:
-        entries = []
-        for value in self.session.omap_get(naming.JOURNAL_OBJECT).values():
-            try:
-                entries.append(dict(json.loads(value)))
-            except ValueError:
-                continue
-        return sorted(entries, key=lambda e: str(e.get("started", "")))
-
-    def history_append(self, record: Mapping[str, Any]) -> None:
-        stamp = datetime.now(UTC)
-        oid = f"{naming.HISTORY_PREFIX}{stamp:%Y-%m}"
-        key = f"{stamp.isoformat(timespec='microseconds')}.{record.get('task', '')}"
-        # the audit trail must not turn a finished operation into a failure
-        with contextlib.suppress(VmConsoleError):
-            self.session.omap_set(oid, {key: json.dumps(dict(record), default=str).encode()})
-
     # ------------------------------------------------------------------ running
     def run(
         self, task: Task, cancel: threading.Event | None = None, *, resume_done: list[str] | None = None
@@ -334,9 +168,9 @@ class TaskRunner:
         cancel = cancel or threading.Event()
         started = time.monotonic()
         task.args.setdefault("_started", now_iso())
-        with self.locked(task):
+        with self.journal.locked(task):
             done: list[int] = [i for i, s in enumerate(task.steps) if resume_done and s.name in resume_done]
-            self.journal_update(task, "running", [task.steps[i].name for i in done])
+            self.journal.update(task, "running", [task.steps[i].name for i in done])
             self.emit(task, "start", 0, 0.0, message=task.description or task.operation)
             current: int | None = None
             try:
@@ -350,7 +184,7 @@ class TaskRunner:
                     step.run(StepContext(self, task, index, cancel))
                     done.append(index)
                     current = None
-                    self.journal_update(task, "running", [task.steps[i].name for i in done])
+                    self.journal.update(task, "running", [task.steps[i].name for i in done])
             except BaseException as exc:
                 # the failing step may have done part of its work: its undo runs too (undos are
                 # written to tolerate "nothing to undo")
@@ -361,9 +195,9 @@ class TaskRunner:
                     error = Cancelled(f"{task.operation} interrupted")
                 try:
                     if left:
-                        self.journal_update(task, "needs-recovery", [task.steps[i].name for i in done])
+                        self.journal.update(task, "needs-recovery", [task.steps[i].name for i in done])
                     else:
-                        self.journal_remove(task.task_id, task)
+                        self.journal.remove(task.task_id, task)
                 except VmConsoleError as journal_error:
                     # the cluster is sick: the entry stays as it was, `recover` will show it
                     left.append(f"journal not updated ({journal_error})")
@@ -374,7 +208,7 @@ class TaskRunner:
                 else:
                     message += " (every completed step was undone)" if done else ""
                 self.emit(task, "failed", min(len(done), len(task.steps) - 1), 0.0, message=message)
-                self.history_append(self._history(task, outcome, seconds, message))
+                self.journal.history_append(self.journal.history_record(task, outcome, seconds, message))
                 if not isinstance(exc, VmConsoleError):
                     traceback.print_exception(exc)
                 if left:
@@ -382,10 +216,10 @@ class TaskRunner:
                 error.message = message
                 raise error from exc if error is not exc else None
             seconds = time.monotonic() - started
-            self.journal_remove(task.task_id, task)
+            self.journal.remove(task.task_id, task)
             message = task.data.get("_summary") or f"{task.operation} done in {seconds:.1f} s"
             self.emit(task, "done", len(task.steps) - 1, 1.0, message=message)
-            self.history_append(self._history(task, "ok", seconds, message))
+            self.journal.history_append(self.journal.history_record(task, "ok", seconds, message))
             return TaskResult(
                 task.task_id,
                 task.operation,
@@ -408,30 +242,3 @@ class TaskRunner:
             except BaseException as exc:  # keep undoing the others
                 left.append(f"{step.name} ({exc})")
         return left
-
-    def _history(self, task: Task, outcome: str, seconds: float, message: str) -> dict[str, Any]:
-        return {
-            "task": task.task_id,
-            "operation": task.operation,
-            "vm": task.vm,
-            "args": {k: v for k, v in task.args.items() if not k.startswith("_")},
-            "who": self.holder,
-            "started": task.args.get("_started"),
-            "finished": now_iso(),
-            "seconds": round(seconds, 2),
-            "result": outcome,
-            "message": message,
-        }
-
-    def history(self, months: int = 3) -> list[dict[str, Any]]:
-        stamp = datetime.now(UTC)
-        records: list[dict[str, Any]] = []
-        year, month = stamp.year, stamp.month
-        for _ in range(months):
-            for value in self.session.omap_get(f"{naming.HISTORY_PREFIX}{year:04d}-{month:02d}").values():
-                try:
-                    records.append(dict(json.loads(value)))
-                except ValueError:
-                    continue
-            year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-        return sorted(records, key=lambda r: str(r.get("finished", "")))

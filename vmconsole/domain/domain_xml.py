@@ -354,6 +354,31 @@ def rbd_disk_images(xml_text: str | bytes) -> list[str]:
     return names
 
 
+def detach_local_disks(xml_text: str | bytes) -> tuple[str, list[str]]:
+    """A libvirt domain's definition without its disks, and the file or device path of each disk.
+
+    What add-to-cluster needs: the disks become RBD images, the rest is the VM's base XML. cdrom,
+    floppy and lun drives stay in the definition. A disk that is not a local file or device is refused.
+    """
+    root = xmlsafe.parse(xml_text, what="domain XML", field="xml")
+    devices = root.find("devices")
+    if devices is None:
+        raise ValidationError("the domain has no <devices>", field="xml")
+    sources: list[str] = []
+    for disk in list(devices.iterfind("disk")):
+        if disk.get("device", "disk") != "disk":
+            continue
+        source = disk.find("source")
+        path = (source.get("file") or source.get("dev")) if source is not None else None
+        if not path:
+            target = disk.find("target")
+            dev = target.get("dev", "?") if target is not None else "?"
+            raise ValidationError(f"disk {dev} is not a local file or device", field="xml")
+        sources.append(path)
+        devices.remove(disk)
+    return etree.tostring(root, encoding="unicode"), sources
+
+
 # --- comparing ----------------------------------------------------------------------------------
 
 

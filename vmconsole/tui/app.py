@@ -37,12 +37,12 @@ from textual.timer import Timer
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from vmconsole.config import Config
-from vmconsole.core import operations, snapshots, vms
-from vmconsole.core.operations import UpdatePlan
+from vmconsole.core import placement, snapshots, vms
 from vmconsole.core.rights import read_only_reason
 from vmconsole.core.services import Services
 from vmconsole.core.snapshots import PurgePlan, RollbackPlan
 from vmconsole.core.tasks import ProgressEvent, Task, TaskResult
+from vmconsole.core.vms import UpdatePlan
 from vmconsole.domain.errors import Cancelled, VmConsoleError
 from vmconsole.domain.model import ClusterState, NodeState, NodeStatus, VmState, VmStatus
 from vmconsole.tui import ops, text
@@ -648,7 +648,7 @@ class VmConsoleApp(App[int]):
     def _do_console(self, vm: VmState) -> None:
         name = vm.name
         self.call_in_thread(
-            lambda: operations.console_argv(self.services, name),
+            lambda: vms.console_argv(self.services, name),
             partial(self.attach_console, name),
             f"find the console of {name}",
         )
@@ -734,7 +734,7 @@ class VmConsoleApp(App[int]):
             f"Move {text.safe(name)}",
             body,
             lambda: self.start_task(
-                f"move {name} {source or '-'} → {target}", name, lambda s: operations.plan_move(s, name, target)
+                f"move {name} {source or '-'} → {target}", name, lambda s: placement.plan_move(s, name, target)
             ),
             label="Move",
             danger=False,
@@ -771,7 +771,7 @@ class VmConsoleApp(App[int]):
             lambda: self.start_task(
                 f"standby {name}",
                 None,
-                lambda s: operations.plan_node_standby(s, name, True),
+                lambda s: placement.plan_node_standby(s, name, True),
                 on_finish=self._report_moves,
             ),
             label="Standby (drain)",
@@ -798,7 +798,7 @@ class VmConsoleApp(App[int]):
             lambda: self.start_task(
                 f"online {name}",
                 None,
-                lambda s: operations.plan_node_standby(s, name, False),
+                lambda s: placement.plan_node_standby(s, name, False),
                 on_finish=self._report_moves,
             ),
             label="Online",
@@ -845,9 +845,7 @@ class VmConsoleApp(App[int]):
         def confirmed(yes: bool | None) -> None:
             if yes:
                 vm = plan.vm
-                self.start_task(
-                    f"update {vm}", vm, lambda s: operations.plan_update(s, plan), on_finish=self._reread_config
-                )
+                self.start_task(f"update {vm}", vm, lambda s: vms.plan_update(s, plan), on_finish=self._reread_config)
 
         self.push_screen(UpdateDiffScreen(plan), confirmed)
 

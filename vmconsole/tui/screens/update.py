@@ -17,9 +17,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 
-from vmconsole.core import operations
-from vmconsole.core.operations import UpdatePlan
-from vmconsole.core.vms import VmOptions
+from vmconsole.core import vms
+from vmconsole.core.vms import UpdatePlan, VmOptions
 from vmconsole.domain.model import NodeState, VmState
 from vmconsole.tui import form_checks, text
 from vmconsole.tui.screens.file_picker import FilePickerScreen
@@ -174,7 +173,7 @@ the XML diff) and whether the VM must be restarted; nothing is written before yo
         vm = self.vm.name
         self._busy(True)
         self.vmapp.call_in_thread(
-            lambda: operations.update_plan(self.vmapp.services, vm, xml=xml, options=options),
+            lambda: vms.update_plan(self.vmapp.services, vm, xml=xml, options=options),
             self.planned,
             f"plan the update of {vm}",
             on_error=lambda _exc: self._busy(False),

@@ -16,7 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from vmconsole.core.operations import UpdatePlan
+from vmconsole.core.vms import UpdatePlan
 from vmconsole.tui import text
 from vmconsole.tui.screens.form_base import FormScreen
 

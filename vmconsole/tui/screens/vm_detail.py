@@ -13,7 +13,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Footer, Static
 
-from vmconsole.core import operations
+from vmconsole.core import diagnose
+from vmconsole.core.diagnose import Diagnosis
 from vmconsole.domain.model import ClusterState, VmState
 from vmconsole.tui import gate, text
 from vmconsole.tui.screens.form_base import FormScreen
@@ -103,24 +104,24 @@ def detail_sections(vm: VmState, app: VmConsoleApp) -> list[tuple[str, Any]]:
     return sections
 
 
-def diagnosis_table(report: dict[str, Any]) -> Table:
-    """``operations.diagnose``'s report: libvirt's view, the last operations, the QEMU log tail."""
+def diagnosis_table(report: Diagnosis) -> Table:
+    """The diagnosis of a VM: libvirt's view, the last operations, the QEMU log tail."""
     rows: list[tuple[str, Text]] = [
-        ("libvirt", text.plain(f"{report.get('libvirt_state') or 'not defined'} on {report.get('libvirt_host', '?')}")),
+        ("libvirt", text.plain(f"{report.libvirt_state or 'not defined'} on {report.libvirt_host or '?'}")),
     ]
-    for op in list(report.get("operations") or [])[-10:]:
+    for entry in report.operations[-10:]:
+        op = entry.attributes
         line = text.plain(
             f"{op.get('task', '?')} rc={op.get('rc', '?')} ({op.get('rc_text', '')})",
             "red" if str(op.get("rc", "0")) not in ("0", "7") else "",
         )
         line.append(text.plain(f"  {op.get('last-rc-change', '')}", "dim"))
-        rows.append((text.safe(f"op on {op.get('node', '?')}"), line))
-    for problem in report.get("problems") or []:
+        rows.append((text.safe(f"op on {entry.node or '?'}"), line))
+    for problem in report.problems:
         rows.append(("problem", text.plain(problem, "yellow")))
-    log = [str(x) for x in report.get("qemu_log") or []]
-    if log:
+    if report.qemu_log:
         tail = Text(style="dim", end="")
-        for index, raw in enumerate(log[-20:]):
+        for index, raw in enumerate(report.qemu_log[-20:]):
             tail.append(("\n" if index else "") + text.safe(raw))  # each line made safe, then joined
         rows.append(("qemu log", tail))
     return _kv(rows)
@@ -147,7 +148,7 @@ history, libvirt's view, the QEMU log tail). **escape** goes back; **m** metadat
     def __init__(self, vm: str) -> None:
         super().__init__(classes="form-screen")
         self.vm_name = vm
-        self.diagnosis: dict[str, Any] | None = None
+        self.diagnosis: Diagnosis | None = None
 
     @property
     def vmapp(self) -> VmConsoleApp:
@@ -195,13 +196,13 @@ history, libvirt's view, the QEMU log tail). **escape** goes back; **m** metadat
     def action_diagnose(self) -> None:
         vm = self.vm_name
 
-        def show(report: dict[str, Any]) -> None:
+        def show(report: Diagnosis) -> None:
             self.diagnosis = report
             if self.vmapp.state is not None:
                 self._state_changed(self.vmapp.state)
 
         self.notify(f"Diagnosing {text.safe(vm)}…", markup=False)
-        self.vmapp.call_in_thread(lambda: operations.diagnose(self.vmapp.services, vm), show, f"diagnose {vm}")
+        self.vmapp.call_in_thread(lambda: diagnose.diagnose(self.vmapp.services, vm), show, f"diagnose {vm}")
 
     def action_open(self, what: str) -> None:
         self.vmapp.perform(what, self.vm_name)

@@ -1,0 +1,118 @@
+"""RBD's on-disk encodings that vmconsole reads straight from omap (one read instead of opening an
+image): the group directory, group headers and image headers, decoded into plain records.
+
+Just enough of Ceph's little-endian encoding (cls_rbd's) for what vmconsole reads; an encoding that
+surprises raises ValueError, and the reader falls back to the public API.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GroupSnapshotEntry:
+    snapshot_id: str
+    name: str
+    complete: bool
+    members: tuple[tuple[str, int], ...]  # (image id, image snapshot id)
+
+
+@dataclass(frozen=True)
+class GroupHeader:
+    members: tuple[str, ...]  # image ids
+    snapshots: tuple[GroupSnapshotEntry, ...]
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    image_id: str
+    metadata: dict[str, str]
+    size: int | None
+    snapshot_ids: tuple[int, ...]
+    snapshot_blob: bytes  # the raw snapshot entries: equal blobs mean an unchanged snapshot set
+
+
+class _Decoder:
+    """Just enough of Ceph's little-endian encoding to read group headers (cls_rbd)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def u8(self) -> int:
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def u32(self) -> int:
+        (value,) = struct.unpack_from("<I", self.data, self.pos)
+        self.pos += 4
+        return int(value)
+
+    def u64(self) -> int:
+        (value,) = struct.unpack_from("<Q", self.data, self.pos)
+        self.pos += 8
+        return int(value)
+
+    def string(self) -> str:
+        length = self.u32()
+        value = self.data[self.pos : self.pos + length].decode()
+        self.pos += length
+        return value
+
+    def start(self) -> int:
+        """ENCODE_START: version, compat, length; returns where the struct ends."""
+        self.u8()
+        self.u8()
+        length = self.u32()
+        return self.pos + length
+
+
+def decode_group_snapshot(raw: bytes) -> GroupSnapshotEntry:
+    dec = _Decoder(raw)
+    end = dec.start()
+    snapshot_id = dec.string()
+    name = dec.string()
+    state = dec.u8()
+    members = []
+    for _ in range(dec.u32()):
+        member_end = dec.start()
+        dec.u64()  # pool
+        image_id = dec.string()
+        snap_id = dec.u64()
+        members.append((image_id, snap_id))
+        dec.pos = member_end
+    dec.pos = end
+    return GroupSnapshotEntry(snapshot_id, name, state == 1, tuple(members))
+
+
+def group_ids(directory: dict[str, bytes]) -> dict[str, str]:
+    """Group name -> id, from the omap of the pool's ``rbd_group_directory``."""
+    return {key[len("name_") :]: value[4:].decode() for key, value in directory.items() if key.startswith("name_")}
+
+
+def group_header(raw: dict[str, bytes]) -> GroupHeader:
+    """Members and snapshots of a group, from the omap of its ``rbd_group_header.<id>``."""
+    members = tuple(key.split("_", 2)[2] for key in raw if key.startswith("image_"))
+    try:
+        snaps = tuple(decode_group_snapshot(v) for k, v in sorted(raw.items()) if k.startswith("snapshot_"))
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+        raise ValueError(f"unexpected group header encoding: {exc}") from exc
+    return GroupHeader(members, snaps)
+
+
+def image_header(image_id: str, raw: dict[str, bytes]) -> ImageHeader:
+    """Metadata, size and snapshot ids of an image, from the omap of its ``rbd_header.<id>``."""
+    metadata = {k[len("metadata_") :]: v.decode(errors="replace") for k, v in raw.items() if k.startswith("metadata_")}
+    size_raw = raw.get("size")
+    size = struct.unpack("<Q", size_raw[:8])[0] if size_raw and len(size_raw) >= 8 else None
+    snap_keys = sorted(k for k in raw if k.startswith("snapshot_"))
+    return ImageHeader(
+        image_id=image_id,
+        metadata=metadata,
+        size=size,
+        snapshot_ids=tuple(int(k[len("snapshot_") :], 16) for k in snap_keys),
+        snapshot_blob=b"".join(k.encode() + raw[k] for k in snap_keys),
+    )

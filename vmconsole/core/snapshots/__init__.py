@@ -1,0 +1,50 @@
+"""Snapshots, one module per verb group: ``create`` (one VM, many at once), ``remove`` (remove,
+protect), ``listing``, ``rollback`` (guided, undoable), ``purge`` (purge, retention, prune), over
+vmconsole's ``records`` of them.
+
+vmconsole snapshots are RBD group snapshots of the VM's group: every disk at the same instant.
+Snapshots made by vm_manager (per-image snapshots of the same name on each disk) are read, rolled
+back, protected and removed too.
+"""
+
+from vmconsole.core.snapshots.create import plan_bulk_snapshot, plan_snapshot_create
+from vmconsole.core.snapshots.listing import SnapshotInfo, list_snapshots, select_vms, written_since
+from vmconsole.core.snapshots.purge import (
+    PurgePlan,
+    RetentionPolicy,
+    plan_purge,
+    plan_purge_many,
+    policies,
+    prune_plan,
+    purge_plan,
+    retention_selection,
+    set_policy,
+)
+from vmconsole.core.snapshots.records import last_rollback
+from vmconsole.core.snapshots.remove import plan_snapshot_protect, plan_snapshot_remove
+from vmconsole.core.snapshots.rollback import RollbackPlan, plan_rollback, plan_rollback_undo, rollback_plan
+
+__all__ = [
+    "PurgePlan",
+    "RetentionPolicy",
+    "RollbackPlan",
+    "SnapshotInfo",
+    "last_rollback",
+    "list_snapshots",
+    "plan_bulk_snapshot",
+    "plan_purge",
+    "plan_purge_many",
+    "plan_rollback",
+    "plan_rollback_undo",
+    "plan_snapshot_create",
+    "plan_snapshot_protect",
+    "plan_snapshot_remove",
+    "policies",
+    "prune_plan",
+    "purge_plan",
+    "retention_selection",
+    "rollback_plan",
+    "select_vms",
+    "set_policy",
+    "written_since",
+]

@@ -1,0 +1,141 @@
+"""A VM's life in the cluster: enable, disable, start, stop, cleanup, remove, and its console."""
+
+from __future__ import annotations
+
+import contextlib
+
+from vmconsole.core.services import Services
+from vmconsole.core.steps import START_WAIT, disable_step, enable_steps, require_vm, stop_timeout
+from vmconsole.core.tasks import Step, StepContext, Task
+from vmconsole.domain import naming
+from vmconsole.domain.errors import ConflictError, NotFoundError, VmConsoleError
+from vmconsole.domain.model import VmStatus
+from vmconsole.domain.settings import VmSettings
+
+
+def plan_enable(services: Services, vm: str, *, start: bool = True) -> Task:
+    require_vm(services, vm)
+    if vm in services.primitives():
+        raise ConflictError(f"{vm} is already enabled", hint=f"`vmconsole vm start {vm}` to start it")
+    VmSettings.from_metadata(services.rbd.metadata(naming.system_image(vm)))  # readable settings or error
+    return Task(
+        "enable",
+        vm,
+        {"start": start},
+        enable_steps(services, vm, start=start),
+        description=f"enable {vm}" + ("" if start else " (not started)"),
+    )
+
+
+def plan_disable(services: Services, vm: str) -> Task:
+    require_vm(services, vm)
+    if vm not in services.primitives():
+        raise ConflictError(f"{vm} is already disabled (it has no Pacemaker primitive)")
+    return Task("disable", vm, {}, [disable_step(services, vm)], description=f"disable {vm}")
+
+
+def plan_start(services: Services, vm: str) -> Task:
+    require_vm(services, vm)
+    if vm not in services.primitives():
+        raise ConflictError(f"{vm} is disabled", hint=f"`vmconsole vm enable {vm}` adds it to the cluster")
+    status, _node = services.vm_status(vm)
+    if status is VmStatus.FAILED:
+        raise ConflictError(f"{vm} is Failed", hint=f"`vmconsole vm cleanup {vm}` clears the failure first")
+
+    def run(ctx: StepContext) -> None:
+        ctx.data["previous_role"] = "Stopped"
+        services.pacemaker.set_target_role(vm, "Started")
+        _, node = services.wait_status(vm, {VmStatus.STARTED}, START_WAIT, tick=ctx.check_cancel)
+        ctx.data["_summary"] = f"{vm} Started on {node}"
+
+    def undo(ctx: StepContext) -> None:
+        services.pacemaker.set_target_role(vm, "Stopped")
+
+    return Task("start", vm, {}, [Step(f"start {vm}", run, undo)], description=f"start {vm}")
+
+
+def plan_stop(services: Services, vm: str, *, force: bool = False) -> Task:
+    require_vm(services, vm)
+    if vm not in services.primitives():
+        raise ConflictError(f"{vm} is disabled: it is not running under the cluster")
+
+    def run(ctx: StepContext) -> None:
+        services.pacemaker.set_target_role(vm, "Stopped")
+        try:
+            services.wait_status(
+                vm, {VmStatus.STOPPED}, stop_timeout(services, vm), fail_on=set(), tick=ctx.check_cancel
+            )
+        except VmConsoleError:
+            if not force:
+                raise
+            ctx.log("normal stop did not finish: forcing")
+            services.pacemaker.force_stop(vm)
+            services.pacemaker.cleanup(vm)
+            services.wait_status(vm, {VmStatus.STOPPED}, 60, fail_on=set(), tick=ctx.check_cancel)
+        ctx.data["_summary"] = f"{vm} Stopped"
+
+    def undo(ctx: StepContext) -> None:
+        services.pacemaker.set_target_role(vm, "Started")
+
+    return Task("stop", vm, {"force": force}, [Step(f"stop {vm}", run, undo)], description=f"stop {vm}")
+
+
+def plan_cleanup(services: Services, vm: str) -> Task:
+    require_vm(services, vm)
+    if vm not in services.primitives():
+        raise ConflictError(f"{vm} is disabled: there is no Pacemaker failure to clean up")
+
+    def run(ctx: StepContext) -> None:
+        services.pacemaker.cleanup(vm)
+        ctx.data["_summary"] = f"failures of {vm} cleared; Pacemaker re-probes it"
+
+    return Task("cleanup", vm, {}, [Step(f"clear the failures of {vm}", run)], description=f"cleanup {vm}")
+
+
+def _remove_disks_steps(services: Services, group: str, images: list[str]) -> list[Step]:
+    def run(ctx: StepContext) -> None:
+        # group snapshots first: an image leaving the group keeps its .group.* snapshots otherwise
+        if services.rbd.group_exists(group):
+            for snapshot in services.rbd.group_snapshots(group):
+                services.rbd.group_snap_remove(group, snapshot)
+        for index, image in enumerate(images):
+            ctx.progress(index, len(images), image, unit="items")
+            if services.rbd.group_exists(group) and image in services.rbd.group_images(group):
+                services.rbd.group_remove_image(group, image)
+            with contextlib.suppress(NotFoundError):
+                services.rbd.remove_image(image)
+        services.rbd.remove_group(group)
+        services.rbd.remove_object(naming.snapshot_records_object(group))
+
+    return [Step(f"delete the disks and group of {group}", run, None, weight=2)]
+
+
+def plan_remove(services: Services, vm: str) -> Task:
+    require_vm(services, vm)
+    images = sorted({*services.rbd.group_images(vm), naming.system_image(vm)}, key=lambda i: naming.disk_order(vm, i))
+    images = [i for i in images if services.rbd.image_exists(i)]
+    for image in images:
+        children = services.rbd.children(image)
+        if children:
+            raise ConflictError(
+                f"{image} has linked clones: {', '.join(children)}", hint="flatten or remove those clones first"
+            )
+    steps = []
+    if vm in services.primitives():
+        steps.append(disable_step(services, vm))
+    steps += _remove_disks_steps(services, vm, images)
+    return Task("remove", vm, {"images": images}, steps, description=f"remove {vm} and its disks")
+
+
+def console_argv(services: Services, vm: str) -> list[str]:
+    """The argv that opens the VM's serial console on whichever node runs it."""
+    state = services.vm(vm)
+    if state.status is not VmStatus.STARTED or not state.node:
+        raise ConflictError(f"{vm} is {state.status.value}: it has no console now")
+    with services.libvirt() as lv:
+        local = lv.hostname()
+    if state.node == local or state.node == local.split(".")[0]:
+        uri = services.config.libvirt.uri
+    else:
+        uri = f"qemu+ssh://{services.config.console.ssh_user}@{state.node}/system"
+    return ["virsh", "-c", uri, "console", vm]
