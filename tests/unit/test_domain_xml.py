@@ -486,3 +486,21 @@ def test_needs_restart() -> None:
     # A <metadata> below <domain> level is not descriptive: only the domain's own children are.
     nested = BASE.replace("<boot dev='hd'/>", "<boot dev='hd'/><metadata/>")
     assert domain_xml.needs_restart(BASE, nested) is True
+
+
+def test_detach_local_disks_keeps_the_rest_of_the_domain() -> None:
+    xml = (
+        "<domain type='kvm'><name>old</name><devices>"
+        "<disk type='file' device='disk'><source file='/var/lib/a.qcow2'/><target dev='vda'/></disk>"
+        "<disk type='block' device='disk'><source dev='/dev/vg/b'/><target dev='vdb'/></disk>"
+        "<disk type='file' device='cdrom'><target dev='sda'/></disk>"
+        "</devices></domain>"
+    )
+    base, sources = domain_xml.detach_local_disks(xml)
+    assert sources == ["/var/lib/a.qcow2", "/dev/vg/b"]
+    assert "a.qcow2" not in base and "device='cdrom'" in base.replace('"', "'")
+    with pytest.raises(ValidationError) as error:
+        domain_xml.detach_local_disks(
+            "<domain><devices><disk type='network' device='disk'><target dev='vdc'/></disk></devices></domain>"
+        )
+    assert error.value.field == "xml" and "vdc" in error.value.message

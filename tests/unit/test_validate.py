@@ -333,7 +333,7 @@ def test_parse_datetime_naive_without_tz_uses_system_local_time() -> None:
 
 
 def test_parse_datetime_result_compares_with_aware_snapshot_timestamps() -> None:
-    """Bug B17: vm_manager compared naive local dates with librbd's timestamps."""
+    """A naive date is local time, never compared as if it were UTC with librbd's timestamps."""
     snapshot_taken = datetime(2026, 11, 26, 2, 30, tzinfo=UTC)
     before = validate.parse_datetime("26/11/2026 03:00:00", PLUS_ONE).value  # 02:00 UTC
     assert snapshot_taken > before  # no TypeError, and the offset is honoured

@@ -3,7 +3,7 @@
 vmconsole stores two XML texts per VM, as vm_manager does: ``_base_xml`` (what the operator gave:
 no disks) and ``xml`` (what the resource agent starts: the base plus name, UUID and one RBD network
 disk per image). ``build_domain_xml`` turns the first into the second, like vm_manager's
-``_create_xml`` but with device names that follow the bus and go past ``vdz`` (reference W-H2).
+``_create_xml`` but with device names that follow the bus and go past ``vdz``.
 
 Every parse goes through ``backends.xmlsafe``: no DOCTYPE, no entities, no network.
 """

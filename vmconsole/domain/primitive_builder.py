@@ -74,7 +74,7 @@ def _frozen_map(value: Any, field_name: str) -> Mapping[str, str]:
 class PrimitiveSpec:
     """Everything ``enable`` needs to write a VM's primitive and constraints.
 
-    Defaults are vm_manager's (``enable_vm`` defaults, reference §4). Every CIB value is a string,
+    Defaults are vm_manager's (those of its ``enable_vm``). Every CIB value is a string,
     as vm_manager passes them. ``managed`` defaults to True: vm_manager creates the primitive
     unmanaged and manages it in a later commit only so that the cluster does not act before the
     constraints exist; one transaction makes that dance unnecessary. ``pinned_host`` wins over

@@ -375,7 +375,7 @@ def parse_datetime(text: object, tz: tzinfo | None = None, *, field: str = "befo
 
     A date with ``Z`` or an offset, or an ``@epoch``, is taken as is. A naive date is read in ``tz``,
     or in this machine's local time zone when ``tz`` is None, and ``assumed_local`` is set so the UI
-    can say so (vm_manager compared naive local dates with UTC timestamps: bug B17). A date alone
+    can say so (a naive date compared with UTC timestamps would be off by the local offset). A date alone
     means midnight at the start of that day.
     """
     raw = _require_str(text, field, "the date")

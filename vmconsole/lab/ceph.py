@@ -10,7 +10,6 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 from vmconsole.backends.proc import Completed, run
 from vmconsole.domain.errors import BackendError
@@ -294,7 +293,3 @@ def stop(paths: LabPaths, log: Log) -> None:
         if pid:
             procs.stop(pid, timeout=5, sig=signal.SIGKILL)
             log(f"ceph {daemon} (pid {pid}) stopped")
-
-
-def data_dir_bytes(path: Path) -> int:
-    return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())

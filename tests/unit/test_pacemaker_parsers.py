@@ -1,4 +1,4 @@
-"""crm_mon and CIB parsing, on real Pacemaker 2.1.5 output (tests/fixtures/pacemaker)."""
+"""The Pacemaker parsers of the backends (crm_mon and the CIB), on recorded outputs of the real tools."""
 
 from __future__ import annotations
 
@@ -382,3 +382,61 @@ def test_simple_colocation_and_rule_location() -> None:
 def test_cib_without_configuration_is_a_backend_error() -> None:
     with pytest.raises(BackendError):
         parse_cib_primitives("<status/>")
+
+
+# ------------------------------------------------------------------------------------------------
+# A VM's own elements, and the operation history
+
+
+def test_operation_history_of_one_resource_on_every_node() -> None:
+    from vmconsole.backends.crm_mon import parse_operation_history
+
+    text = (FIXTURES / "failed-monitor.crm_mon.xml").read_text()
+    history = parse_operation_history(text, "vm2")
+    assert [(e.node, e.attributes["task"], e.attributes["rc"]) for e in history] == [
+        ("node2", "start", "0"),
+        ("node2", "monitor", "0"),
+        ("node2", "monitor", "7"),
+    ]
+    assert history[-1].to_json()["node"] == "node2" and history[-1].to_json()["rc_text"] == "not running"
+    assert parse_operation_history(text, "nosuchvm") == []
+
+
+def test_resource_ids_name_every_resource_container_included() -> None:
+    from vmconsole.backends.cib import resource_ids
+
+    ids = resource_ids(cib_text("healthy"))
+    assert {"vm1", "vm2", "dummy1"} <= ids
+    assert all(rid for rid in ids)
+
+
+def test_vm_fragment_holds_its_primitive_and_only_its_constraints() -> None:
+    from lxml import etree
+
+    from vmconsole.backends.cib import vm_fragment
+
+    fragment = etree.fromstring(vm_fragment(cib_text("healthy"), "vm2"))
+    assert fragment.tag == "configuration"
+    assert [p.get("id") for p in fragment.iterfind("resources/primitive")] == ["vm2"]
+    ids = [c.get("id") for c in fragment.iterfind("constraints/*")]
+    assert "cli-prefer-vm2" in ids and "cli-ban-vm2-on-node3" in ids and "colocation-vm2-withdummy1" in ids
+    assert not any("vm1" in (i or "") for i in ids)
+
+
+def test_with_vm_replaced_changes_the_vm_and_keeps_every_other_element() -> None:
+    from lxml import etree
+
+    from vmconsole.backends.cib import with_vm_replaced
+    from vmconsole.domain.primitive_builder import ColocationSpec, PrimitiveSpec, build_constraints, build_primitive
+
+    original = cib_text("healthy")
+    spec = PrimitiveSpec(name="vm2", priority="5", preferred_host="node1", colocations=(ColocationSpec(("dummy1",)),))
+    replaced = with_vm_replaced(original, "vm2", build_primitive(spec), build_constraints(spec))
+    assert replaced is not None
+    after = parse_cib_primitives(replaced)
+    before = parse_cib_primitives(original)
+    assert after["vm2"].meta["priority"] == "5" and after["vm2"].preferred_host == "node1"
+    assert {k: v for k, v in after.items() if k != "vm2"} == {k: v for k, v in before.items() if k != "vm2"}
+    constraint_ids = [c.get("id") for c in etree.fromstring(replaced).iterfind("constraints/*")]
+    assert "cli-prefer-vm1" in constraint_ids and "pin-vm3-onnode3" in constraint_ids
+    assert with_vm_replaced(original, "nosuchvm", build_primitive(PrimitiveSpec(name="nosuchvm")), []) is None
