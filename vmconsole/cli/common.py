@@ -1,11 +1,11 @@
-"""What every CLI command shares: the configuration, the services, running a task."""
+"""What every CLI command shares: the configuration, the services, showing a plan and running it as a task."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,8 +14,6 @@ from vmconsole.cli.output import ProgressPrinter, confirm, print_json, safe
 from vmconsole.core.services import Services
 from vmconsole.core.tasks import Task, TaskResult
 from vmconsole.domain.errors import Cancelled
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 def load_config(args: argparse.Namespace) -> configuration.Config:
@@ -40,15 +38,6 @@ def open_services(args: argparse.Namespace) -> Iterator[Services]:
         yield svc
     finally:
         svc.close()
-
-
-def add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-
-
-def add_destructive(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (scripts)")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
 
 
 def plan_dict(task: Task) -> dict[str, Any]:
@@ -96,3 +85,27 @@ def execute(
     else:
         print(safe(result.message))
     return 0
+
+
+def plan_and_run(
+    args: argparse.Namespace,
+    plan: Callable[[Services], Task],
+    *,
+    confirm_with: str | None = None,
+    warning: str = "",
+) -> int:
+    """Open the services, plan the task, then ``execute`` it: a command that is one core ``plan_*`` call."""
+    with open_services(args) as svc:
+        return execute(args, svc, plan(svc), confirm_with=confirm_with, warning=warning)
+
+
+def preview(args: argparse.Namespace, as_json: Mapping[str, Any], lines: Iterable[str]) -> bool:
+    """Show a plan before it runs: its lines for people; with --json --dry-run the plan as JSON is the
+    whole answer, and True says there is nothing more to do."""
+    if args.json and args.dry_run:
+        print_json({"dry_run": True, **as_json})
+        return True
+    if not args.json:
+        for line in lines:
+            print(line)
+    return False

@@ -11,7 +11,8 @@ from vmconsole.domain.errors import VmConsoleError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vmconsole.cli import lab_commands, snapshot_commands, vm_commands
+    """The whole command line; ``--help`` lists the nouns in the order they are added here."""
+    from vmconsole.cli import constraint, history, lab, lock, metadata, node, recover, remote, snapshot, vm
 
     parser = argparse.ArgumentParser(
         prog="vmconsole",
@@ -26,9 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--read-only", action="store_true", help="console: disable every mutating action")
     subparsers = parser.add_subparsers(dest="noun", metavar="COMMAND")
-    vm_commands.add_parsers(subparsers)
-    snapshot_commands.add_parsers(subparsers)
-    lab_commands.add_parser(subparsers)
+    for noun in (vm, node, metadata, constraint, remote, history, lock, recover, snapshot, lab):
+        noun.add_parser(subparsers)
     return parser
 
 

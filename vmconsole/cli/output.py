@@ -6,7 +6,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields, is_dataclass
 from datetime import datetime
 from enum import Enum
@@ -33,6 +33,15 @@ def to_jsonable(value: Any) -> Any:
 
 def print_json(value: Any) -> None:
     print(json.dumps(to_jsonable(value), indent=2, sort_keys=True))
+
+
+def emit(as_json: bool, value: Any, text: Callable[[], Iterable[str]]) -> None:
+    """A command's answer: ``value`` as JSON for scripts, else the lines ``text`` renders for people."""
+    if as_json:
+        print_json(value)
+    else:
+        for line in text():
+            print(line)
 
 
 def safe(text: object) -> str:
@@ -90,6 +99,3 @@ def confirm(prompt: str, expected: str, assume_yes: bool) -> bool:
         )
     answer = input(f"{prompt}\nType {expected!r} to confirm: ")
     return answer.strip() == expected
-
-
-Printer = Callable[[str], None]

@@ -1,0 +1,45 @@
+"""``vmconsole lock ...``: a VM's cluster-wide operation lock, and breaking the lock of a dead holder."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from typing import Any
+
+from vmconsole.cli import common
+from vmconsole.cli.options import Subparsers, add_verb, noun, verb
+from vmconsole.cli.output import emit, safe
+from vmconsole.core.recovery import break_lock, lock_status
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    verbs = noun(subparsers, "lock", help="a VM's cluster-wide operation lock: show, break")
+    add_verb(verbs, "show", lock_show, help="who holds the lock, since when, alive or not")
+    with verb(verbs, "break", lock_break, help="break the lock of a dead holder") as p:
+        p.add_argument("--force", action="store_true", help="also when the holder is on another host")
+
+
+def lock_show(args: argparse.Namespace) -> int:
+    with common.open_services(args) as svc:
+        status = lock_status(svc, args.name)
+    emit(args.json, status, lambda: _lock_lines(args.name, status))
+    return 0
+
+
+def _lock_lines(name: str, status: dict[str, Any]) -> Iterator[str]:
+    if not status["locked"]:
+        yield f"{name} is not locked"
+        return
+    holder = status["holder"] or {}
+    alive = {True: "alive", False: "dead", None: "unknown"}[status["holder_alive"]]
+    yield (
+        f"{name} is locked by {safe(holder.get('holder', '?'))} ({holder.get('operation', '?')}, "
+        f"pid {holder.get('pid', '?')}, {alive}) since {holder.get('since', '?')}"
+    )
+
+
+def lock_break(args: argparse.Namespace) -> int:
+    with common.open_services(args) as svc:
+        broken = break_lock(svc, args.name, force=args.force)
+    emit(args.json, {"vm": args.name, "broken": broken}, lambda: [f"lock of {args.name} broken: {', '.join(broken)}"])
+    return 0
