@@ -13,6 +13,7 @@ from tui_helpers import drive, settle, shown
 from vmconsole.core import snapshots, vms
 from vmconsole.core.snapshots import PurgePlan, RollbackPlan
 from vmconsole.domain.model import VmStatus
+from vmconsole.tui.handlers.snapshot import show_rollback_impact
 from vmconsole.tui.screens.confirm import ConfirmModal
 from vmconsole.tui.screens.help import HelpScreen
 from vmconsole.tui.screens.main import MainScreen
@@ -285,7 +286,7 @@ def test_rollback_without_safety_replans(make_app: Any, fake_services: Any, monk
     app = make_app(services=fake_services)
 
     async def scenario(pilot: Any) -> None:
-        app.show_rollback_impact(rollback_plan())
+        show_rollback_impact(app, rollback_plan())
         await pilot.pause()
         screen = app.screen
         await pilot.click("#safety")

@@ -163,7 +163,9 @@ def test_stale_when_the_read_fails_or_is_partial_then_recovers(make_app: Any, so
         await settle(pilot, app)
         assert "STALE" in header(app) and "crm_mon did not answer" in header(app)
         assert table(app).row_count == 8  # the last known data stays
-        assert app.failures_in_a_row == 1 and app.next_delay >= 2 * app.interval  # backed off
+        assert (
+            app.refresher.failures_in_a_row == 1 and app.refresher.next_delay >= 2 * app.refresher.interval
+        )  # backed off
         source.error = None
         source.current = replace(source.current, problems=("ceph: no answer within 12 s",))
         app.refresh_now()
@@ -173,7 +175,7 @@ def test_stale_when_the_read_fails_or_is_partial_then_recovers(make_app: Any, so
         app.refresh_now()
         await settle(pilot, app)
         assert "STALE" not in header(app) and "refreshed 0s ago" in header(app)
-        assert app.failures_in_a_row == 0
+        assert app.refresher.failures_in_a_row == 0
 
     drive(app, scenario)
 
@@ -182,20 +184,21 @@ def test_backoff_and_a_read_in_flight_is_never_doubled(make_app: Any, source: tu
     app = make_app(refresh=2.0, auto_refresh=False)
 
     async def scenario(pilot: Any) -> None:
-        app.last_read_seconds = 1.5
-        app._schedule_refresh()
-        assert app.next_delay == 2.0 + 3.0  # interval + 2 x the last read
-        app.last_read_seconds = 40.0
-        app._schedule_refresh()
-        assert app.next_delay == 30.0  # capped
+        refresher = app.refresher
+        refresher.last_read_seconds = 1.5
+        refresher.schedule_next()
+        assert refresher.next_delay == 2.0 + 3.0  # interval + 2 x the last read
+        refresher.last_read_seconds = 40.0
+        refresher.schedule_next()
+        assert refresher.next_delay == 30.0  # capped
         calls = source.calls
-        app._reading = True  # as if a read were in flight
+        refresher.reading = True  # as if a read were in flight
         app.refresh_now()
-        assert app._nudge and source.calls == calls
-        app._reading = False
-        app._schedule_refresh()  # the read in flight ends: the nudge reads again at once
+        assert refresher.nudged and source.calls == calls
+        refresher.reading = False
+        refresher.schedule_next()  # the read in flight ends: the nudge reads again at once
         await settle(pilot, app)
-        assert source.calls == calls + 1 and not app._nudge
+        assert source.calls == calls + 1 and not refresher.nudged
 
     drive(app, scenario)
 
@@ -207,8 +210,8 @@ def test_read_only_refuses_every_mutating_action_and_says_why(make_app: Any, fak
         assert "[RO]" in header(app)
         table(app).move_to("web1")
         screen = app.screen
-        assert screen.check_action("op", ("start",)) is None  # greyed out in the footer
-        assert screen.check_action("op", ("detail",)) is True
+        assert screen.check_action("act", ("start",)) is None  # greyed out in the footer
+        assert screen.check_action("act", ("detail",)) is True
         for key in ("s", "x", "delete", "n", "R", "P", "C", "a", "e", "E", "c"):
             await pilot.press(key)
             await pilot.pause()

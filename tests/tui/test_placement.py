@@ -11,9 +11,9 @@ import tui_sample
 from textual.widgets import Button, DataTable
 from tui_helpers import drive, settle
 
+from vmconsole.core import services as core_services
 from vmconsole.domain.errors import BackendError
 from vmconsole.domain.model import NodeState, NodeStatus
-from vmconsole.tui import ops
 from vmconsole.tui.screens.confirm import ConfirmModal
 from vmconsole.tui.screens.main import MainScreen
 from vmconsole.tui.screens.node_pick import NodePickScreen
@@ -202,22 +202,22 @@ def test_libvirt_events_nudge_the_refresh_at_most_twice_a_second(
         stop.wait()
         seen["stopped"] = True
 
-    monkeypatch.setattr(ops, "watch_lifecycle", watch)
+    monkeypatch.setattr(core_services, "watch_lifecycle", watch)
     app = make_app(watch_events=True)
 
     async def scenario(pilot: Any) -> None:
         deadline = time.monotonic() + 5
-        while app.lifecycle_events < 20 and time.monotonic() < deadline:
+        while app.lifecycle.events < 20 and time.monotonic() < deadline:
             await pilot.pause(0.05)
-        assert app.lifecycle_events == 20 and seen["uri"] == "qemu:///system"
+        assert app.lifecycle.events == 20 and seen["uri"] == "qemu:///system"
         await pilot.pause(0.7)  # the trailing nudge
         await settle(pilot, app)
         # the first read, one nudge at once, one after 0.5 s for the events in between: not 20 reads
         assert 2 <= source.calls <= 3, source.calls
-        assert app._nudge_timer is None
+        assert app.lifecycle.nudge_timer is None
 
     drive(app, scenario)
-    app._events_thread.join(2)  # type: ignore[union-attr]
+    app.lifecycle.thread.join(2)  # type: ignore[union-attr]
     assert seen.get("stopped") is True  # unmount stops the watch
 
 
@@ -225,14 +225,14 @@ def test_without_libvirt_the_console_just_polls(make_app: Any, monkeypatch: Any)
     def watch(uri: str, on_event: Any, stop: threading.Event) -> None:
         raise BackendError("libvirt", "Failed to connect socket to '/run/libvirt/libvirt-sock-ro'")
 
-    monkeypatch.setattr(ops, "watch_lifecycle", watch)
+    monkeypatch.setattr(core_services, "watch_lifecycle", watch)
     app = make_app(watch_events=True)
     injected = make_app()
 
     async def scenario(pilot: Any) -> None:
-        app._events_thread.join(2)  # type: ignore[union-attr]
+        app.lifecycle.thread.join(2)  # type: ignore[union-attr]
         await pilot.pause()
-        assert "libvirt-sock-ro" in (app.lifecycle_problem or "")
+        assert "libvirt-sock-ro" in (app.lifecycle.problem or "")
         assert not app._notifications  # nothing scary on screen
 
     drive(app, scenario)

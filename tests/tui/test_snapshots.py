@@ -14,6 +14,8 @@ import tui_sample
 from textual.widgets import Input
 
 from vmconsole.tui.app import VmConsoleApp
+from vmconsole.tui.handlers.snapshot import show_rollback_impact
+from vmconsole.tui.handlers.vm import show_update_diff
 from vmconsole.tui.screens.create import CreateScreen
 from vmconsole.tui.screens.progress import TaskScreen
 from vmconsole.tui.screens.purge import PurgeScreen
@@ -81,7 +83,7 @@ def test_snapshot_create(snap_compare: Any, size: tuple[int, int]) -> None:
 def test_rollback_impact(snap_compare: Any, size: tuple[int, int]) -> None:
     async def run_before(pilot: Any) -> None:
         await ready(pilot)
-        pilot.app.show_rollback_impact(tui_sample.rollback_plan())
+        show_rollback_impact(pilot.app, tui_sample.rollback_plan())
         await pilot.pause()
         await pilot.press("d", "b")
         await steady(pilot)
@@ -154,7 +156,7 @@ def test_confirm_node_standby(snap_compare: Any, size: tuple[int, int]) -> None:
 def test_update_diff(snap_compare: Any, size: tuple[int, int]) -> None:
     async def run_before(pilot: Any) -> None:
         await ready(pilot)
-        pilot.app.show_update_diff(tui_sample.update_plan())
+        show_update_diff(pilot.app, tui_sample.update_plan())
         await steady(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)

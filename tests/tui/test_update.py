@@ -12,6 +12,7 @@ from tui_helpers import drive, settle, shown
 from vmconsole.core.vms import UpdatePlan, VmOptions
 from vmconsole.domain.errors import ValidationError
 from vmconsole.tui import ops
+from vmconsole.tui.handlers.vm import show_update_diff
 from vmconsole.tui.provider import VmCommandProvider
 from vmconsole.tui.screens.config_view import ConfigScreen
 from vmconsole.tui.screens.main import MainScreen
@@ -137,7 +138,7 @@ def test_update_without_restart_is_a_y_n_question_and_nothing_to_change_is_a_not
         await pilot.press("enter")  # the default answer: No
         await pilot.pause()
         assert isinstance(app.screen, MainScreen) and not app.tasks
-        app.show_update_diff(tui_sample.update_plan("web1", restart=False, xml=False))
+        show_update_diff(app, tui_sample.update_plan("web1", restart=False, xml=False))
         await pilot.pause()
         await pilot.press("y")
         await settle(pilot, app)
@@ -161,7 +162,7 @@ def test_read_only_disables_node_move_and_update_with_the_reason(
     async def scenario(pilot: Any) -> None:
         main = app.screen
         main.query_one(VmTable).move_to("db1")
-        assert main.check_action("op", ("move",)) is None and main.check_action("op", ("update",)) is None
+        assert main.check_action("act", ("move",)) is None and main.check_action("act", ("update",)) is None
         await pilot.press("M", "u")
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
@@ -169,7 +170,7 @@ def test_read_only_disables_node_move_and_update_with_the_reason(
         await pilot.press("tab")
         pane = main.query_one(ClusterPane)
         assert main.focused is pane
-        assert pane.check_action("node", ("standby",)) is None and pane.check_action("cursor", (1,)) is True
+        assert pane.check_action("act", ("standby",)) is None and pane.check_action("cursor", (1,)) is True
         await pilot.press("S", "O")
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
@@ -189,14 +190,14 @@ def test_read_only_disables_node_move_and_update_with_the_reason(
         await pilot.pause()
         detail = app.screen
         assert isinstance(detail, VmDetailScreen)
-        assert detail.check_action("open", ("move",)) is None and detail.check_action("open", ("metadata",)) is True
+        assert detail.check_action("act", ("move",)) is None and detail.check_action("act", ("metadata",)) is True
         await pilot.press("M")
         await pilot.pause()
         assert app.screen is detail and refusals("Move") == 3
         await pilot.press("v")
         await settle(pilot, app)
         config = app.screen
-        assert isinstance(config, ConfigScreen) and config.check_action("open", ("update",)) is None
+        assert isinstance(config, ConfigScreen) and config.check_action("act", ("update",)) is None
         await pilot.press("u")
         await pilot.pause()
         assert app.screen is config and refusals("Update") == 2

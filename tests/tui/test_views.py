@@ -118,9 +118,9 @@ def test_detail_follows_refreshes_and_metadata_edits(
 def test_config_diff_history_and_recovery(make_app: Any, fake_services: Any, monkeypatch: Any) -> None:
     monkeypatch.setattr(ops, "read_domain_config", lambda s, vm: ops.DomainConfig(vm, FINAL, BASE))
     monkeypatch.setattr(
-        ops,
-        "read_history",
-        lambda s: [
+        fake_services,
+        "history",
+        lambda: [
             {
                 "task": "a1",
                 "operation": "snapshot-create",

@@ -187,6 +187,9 @@ class FakeServices:
         self.ran.append(task.operation)  # type: ignore[attr-defined]
         return self.runner_class(self.session, listener).run(task, cancel)  # type: ignore[arg-type]
 
+    def history(self, months: int = 3) -> list[dict[str, object]]:
+        return []
+
     def close(self) -> None:
         pass
 

@@ -2,8 +2,9 @@
 ``:`` command line are all built from this table, so they never disagree.
 
 Every binding has an ``id`` (``vm.start``...) so a keymap can remap it (``App.set_keymap``).
-Keys follow the research notes: nothing destructive on ``ctrl+d``/``ctrl+k`` or on a vim motion;
-the destructive verbs are upper-case or ``delete``, and always go through a confirmation.
+Keys: nothing destructive on ``ctrl+d``/``ctrl+k`` (reflexes from shells and editors) or on a vim
+motion; the destructive verbs are upper-case or ``delete``, and always go through a confirmation.
+Every action has exactly one handler, in ``vmconsole.tui.handlers.HANDLERS`` under its name.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ActionSpec:
-    name: str  # what ``VmConsoleApp.perform`` receives, and the ``:`` verb
+    name: str  # what ``perform`` receives (``handlers.HANDLERS`` key), and the ``:`` verb
     key: str  # the default key (Textual key names, comma-separated)
     label: str  # short, for the footer
     description: str  # for the palette and the help

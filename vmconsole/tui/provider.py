@@ -11,19 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
 from vmconsole.domain.model import NodeStatus
-from vmconsole.tui import text
+from vmconsole.tui import gating, text
 from vmconsole.tui.actions import ALL_ACTIONS, NODE_ACTIONS
+from vmconsole.tui.console import console_of
 from vmconsole.tui.filtering import SORT_COLUMNS
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
-    from vmconsole.tui.screens.main import MainScreen
+from vmconsole.tui.screens.main import find_main
 
 
 @dataclass(frozen=True)
@@ -34,24 +31,15 @@ class PaletteCommand:
 
 
 class VmCommandProvider(Provider):
-    @property
-    def vmapp(self) -> VmConsoleApp:
-        return cast("VmConsoleApp", self.app)
-
-    def _main(self) -> MainScreen | None:
-        from vmconsole.tui.screens.main import MainScreen
-
-        return next((s for s in self.app.screen_stack if isinstance(s, MainScreen)), None)
-
     def commands(self) -> list[PaletteCommand]:
-        app = self.vmapp
-        main = self._main()
+        app = console_of(self.app)
+        main = find_main(self.app)
         current = main.table.current_vm if main else None
         out: list[PaletteCommand] = []
         for spec in ALL_ACTIONS:
             if spec.name == "mark":
                 continue
-            suffix = " (read-only)" if app.disabled_reason(spec) else ""
+            suffix = " (read-only)" if gating.disabled_reason(self.app, spec) else ""
             if spec.needs_vm:
                 if current is None:
                     continue
@@ -67,7 +55,7 @@ class VmCommandProvider(Provider):
                     spec.name == "online" and node.status is NodeStatus.ONLINE
                 ):
                     continue
-                suffix = " (read-only)" if app.disabled_reason(spec) else ""
+                suffix = " (read-only)" if gating.disabled_reason(self.app, spec) else ""
                 out.append(
                     PaletteCommand(
                         f"{spec.label}: node {text.safe(node.name)}{suffix}",

@@ -36,7 +36,7 @@ class FollowUp:
 
     key: str
     label: str
-    action: str  # a name for ``VmConsoleApp.perform``
+    action: str  # a name for ``perform``
     vm: str | None
 
 

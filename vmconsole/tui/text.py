@@ -127,5 +127,17 @@ def status_text(vm: VmState) -> Text:
     return text
 
 
+def where(vm: VmState) -> Text:
+    """``web1 (Started on hv1)``: every confirmation names the VM and its node."""
+    out = plain(vm.name, "bold")
+    out.append(" (")
+    out.append(status_text(vm))
+    if vm.node:
+        out.append(" on ")
+        out.append(plain(vm.node, "bold"))
+    out.append(")")
+    return out
+
+
 def rate(value: float) -> str:
     return f"{size(int(value))}/s" if value > 0 else "-"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
@@ -14,12 +14,10 @@ from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSe
 from vmconsole.core.vms import CloneSpec, VmOptions
 from vmconsole.domain.model import VmState, VmStatus
 from vmconsole.tui import form_checks, text
+from vmconsole.tui.console import console_of
 from vmconsole.tui.screens.file_picker import FilePickerScreen
 from vmconsole.tui.screens.form_base import FormScreen
 from vmconsole.tui.widgets.snapshot_pane import timeline
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
 
 NEW_SNAPSHOT = ""
 
@@ -43,10 +41,6 @@ The clone gets a new UUID; nothing changes until **Clone**.
         self.source = source
         self.initial_name = name
         self.xml_text: str | None = None
-
-    @property
-    def vmapp(self) -> VmConsoleApp:
-        return cast("VmConsoleApp", self.app)
 
     def compose(self) -> ComposeResult:
         src = self.source
@@ -104,7 +98,7 @@ The clone gets a new UUID; nothing changes until **Clone**.
     @on(Checkbox.Changed)
     @on(RadioSet.Changed)
     def check(self) -> bool:
-        state = self.vmapp.state
+        state = console_of(self.app).state
         existing = {vm.name for vm in state.vms} if state else set()
         name = self.query_one("#clone-name", Input).value.strip()
         name_error = form_checks.check_vm_name(name, existing) if name else "give the clone a name"

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.syntax import Syntax
 from rich.text import Text
@@ -16,12 +16,10 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from vmconsole.domain import domain_xml
 from vmconsole.domain.errors import VmConsoleError
-from vmconsole.tui import gate, text
+from vmconsole.tui import gating, text
+from vmconsole.tui.console import console_of
 from vmconsole.tui.ops import DomainConfig
 from vmconsole.tui.screens.form_base import FormScreen
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
 
 
 def diff_lines(config: DomainConfig) -> list[str]:
@@ -46,7 +44,7 @@ migration or the preferred host, review the service's plan and diff, then confir
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "dismiss", "Back", id="config.back"),
-        Binding("u", "open('update')", "Edit / update", id="config.update"),
+        Binding("u", gating.act("update"), "Edit / update", id="config.update"),
     ]
 
     def __init__(self, config: DomainConfig) -> None:
@@ -82,20 +80,16 @@ migration or the preferred host, review the service's plan and diff, then confir
                         yield Static(Text(f"the VM has no {key} metadata", style="dim"))
         yield Footer()
 
-    @property
-    def vmapp(self) -> VmConsoleApp:
-        return cast("VmConsoleApp", self.app)
-
     def show_config(self, config: DomainConfig) -> None:
         """Show a fresh read (after an update of the VM)."""
         self.config = config
         self.refresh(recompose=True)
 
-    def action_open(self, what: str) -> None:
-        self.vmapp.perform(what, self.config.vm)
+    def action_act(self, name: str) -> None:
+        console_of(self.app).perform(name, self.config.vm)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return None if gate.gated_reason(self.vmapp, action, parameters) else True
+        return gating.check_action(self.app, action, parameters)
 
     def on_key(self, event: events.Key) -> None:
-        gate.refuse_disabled_key(self, event)
+        gating.refuse_disabled_key(self, event)

@@ -1,4 +1,4 @@
-"""Confirmation modal (Posting's ConfirmationModal, plus a typed-name mode).
+"""Confirmation modal, with a typed-name mode; ``ask`` opens one and runs what follows a yes.
 
 The question always names the VM, its node and what is lost. Focus starts on **Cancel**, so
 ``enter`` right away answers No. The most destructive actions (remove, rollback, purge, bulk)
@@ -7,11 +7,12 @@ additionally need a word typed (the VM name): the confirm button stays disabled 
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
@@ -113,3 +114,25 @@ snapshot) before the confirm button unlocks.
 
     def action_cancel(self) -> None:
         self.dismiss(False)
+
+
+def ask(
+    app: App[Any],
+    title: str,
+    body: Text,
+    then: Callable[[], object],
+    *,
+    label: str = "Confirm",
+    typed: str | None = None,
+    typed_what: str = "the VM name",
+    danger: bool = True,
+) -> None:
+    """Ask ``title`` with ``body``; ``then`` runs on yes, nothing on no."""
+
+    def answered(yes: bool | None) -> None:
+        if yes:
+            then()
+
+    app.push_screen(
+        ConfirmModal(title, body, confirm_label=label, typed=typed, typed_what=typed_what, danger=danger), answered
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -12,11 +12,9 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from vmconsole.core.vms import CreateSpec, VmOptions
 from vmconsole.tui import form_checks, text
+from vmconsole.tui.console import console_of
 from vmconsole.tui.screens.file_picker import FilePickerScreen
 from vmconsole.tui.screens.form_base import FormScreen
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
 
 
 class CreateScreen(FormScreen[CreateSpec | None]):
@@ -38,10 +36,6 @@ are undone.
         super().__init__(classes="form-screen")
         self.initial = (name, image, xml)
         self.xml_text: str | None = None
-
-    @property
-    def vmapp(self) -> VmConsoleApp:
-        return cast("VmConsoleApp", self.app)
 
     def compose(self) -> ComposeResult:
         name, image, xml = self.initial
@@ -77,7 +71,7 @@ are undone.
         self.check()
 
     def _existing(self) -> set[str]:
-        state = self.vmapp.state
+        state = console_of(self.app).state
         return {vm.name for vm in state.vms} if state else set()
 
     def _value(self, widget_id: str) -> str:

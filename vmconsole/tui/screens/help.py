@@ -1,4 +1,4 @@
-"""``?``: help for the focused widget (Posting's HelpScreen): what it shows and its keys."""
+"""``?``: help for the focused widget: what it shows, and its keys (greyed out with the reason when disabled)."""
 
 from __future__ import annotations
 

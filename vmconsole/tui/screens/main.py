@@ -5,20 +5,20 @@ filter and the ``:`` command line.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import events, on
-from textual.actions import parse as parse_action
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 
 from vmconsole.domain.model import ClusterState
-from vmconsole.tui import cmdline, text
+from vmconsole.tui import cmdline, gating, text
 from vmconsole.tui.actions import ALL_ACTIONS, BY_NAME
+from vmconsole.tui.console import console_of
 from vmconsole.tui.filtering import FilterError, parse_filter
 from vmconsole.tui.widgets.cluster_pane import ClusterPane
 from vmconsole.tui.widgets.command_input import CommandInput
@@ -27,9 +27,6 @@ from vmconsole.tui.widgets.filter_input import FilterInput
 from vmconsole.tui.widgets.header_bar import HeaderBar
 from vmconsole.tui.widgets.snapshot_pane import SnapshotPane
 from vmconsole.tui.widgets.vm_table import VmTable
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
 
 NARROW = 110  # below this width the side panes go under the table (the table needs ~70 columns)
 
@@ -43,8 +40,13 @@ def _bindings() -> list[BindingType]:
     for spec in ALL_ACTIONS:
         if spec.name == "detail":
             continue  # enter on the table (DataTable.RowSelected)
-        bindings.append(Binding(spec.key, f"op('{spec.name}')", spec.label, show=spec.show, id=spec.binding_id))
+        bindings.append(Binding(spec.key, gating.act(spec.name), spec.label, show=spec.show, id=spec.binding_id))
     return bindings
+
+
+def find_main(app: App[Any]) -> MainScreen | None:
+    """The main screen (at the bottom of the stack, under any modal)."""
+    return next((s for s in app.screen_stack if isinstance(s, MainScreen)), None)
 
 
 class MainScreen(Screen[None]):
@@ -55,10 +57,6 @@ class MainScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._now: datetime | None = None
-
-    @property
-    def vmapp(self) -> VmConsoleApp:
-        return cast("VmConsoleApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
@@ -74,14 +72,15 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        console = console_of(self.app)
         self.query_one("#vms", VmTable).border_title = "VMs"
         self.query_one("#cluster", ClusterPane).border_title = "Cluster"
-        self.query_one(HeaderBar).read_only = self.vmapp.read_only
+        self.query_one(HeaderBar).read_only = console.read_only
         self.query_one("#vms", VmTable).focus()
         self._layout_for(self.size.width)
-        if self.vmapp.state is not None:
-            self.show_state(self.vmapp.state, self.vmapp.now())
-        self.show_refresh(self.vmapp.last_ok, self.vmapp.now(), self.vmapp.stale_reason)
+        if console.state is not None:
+            self.show_state(console.state, console.now())
+        self.show_refresh(console.last_ok, console.now(), console.stale_reason)
 
     def on_resize(self, event: events.Resize) -> None:
         self._layout_for(event.size.width)
@@ -127,7 +126,7 @@ class MainScreen(Screen[None]):
     def _show_current(self) -> None:
         table = self.table
         vm = table.vm_state(table.current_vm)
-        now = self._now or self.vmapp.now()
+        now = self._now or console_of(self.app).now()
         self.query_one(DetailStrip).show_vm(vm, now, len(table.marked))
         self.query_one(SnapshotPane).show_vm(vm, now)
 
@@ -137,29 +136,28 @@ class MainScreen(Screen[None]):
 
     @on(DataTable.RowSelected, "#vms")
     def vm_selected(self) -> None:
-        self.vmapp.perform("detail", self.table.current_vm)
+        console_of(self.app).perform("detail", self.table.current_vm)
 
     @on(SnapshotPane.ActionRequested)
     def snapshot_action(self, event: SnapshotPane.ActionRequested) -> None:
-        self.vmapp.perform(event.action, event.vm, snapshot=event.snapshot)
+        console_of(self.app).perform(event.action, event.vm, snapshot=event.snapshot)
 
     @on(ClusterPane.ActionRequested)
     def node_action(self, event: ClusterPane.ActionRequested) -> None:
-        self.vmapp.perform(event.action, node=event.node)
+        console_of(self.app).perform(event.action, node=event.node)
 
     # ------------------------------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "op" and parameters:
-            spec = BY_NAME.get(str(parameters[0]))
-            if spec is not None and self.vmapp.disabled_reason(spec) is not None:
-                return None  # greyed out in the footer; pressing the key says why (on_key)
-        return True
+        return gating.check_action(self.app, action, parameters)
 
-    def action_op(self, name: str) -> None:
+    def on_key(self, event: events.Key) -> None:
+        gating.refuse_disabled_key(self, event)
+
+    def action_act(self, name: str) -> None:
         if name == "mark":
             self.toggle_mark()
             return
-        self.vmapp.perform(name, self.table.current_vm if BY_NAME[name].needs_vm else None)
+        console_of(self.app).perform(name, self.table.current_vm if BY_NAME[name].needs_vm else None)
 
     def toggle_mark(self) -> None:
         table = self.table
@@ -172,18 +170,6 @@ class MainScreen(Screen[None]):
             table.move_cursor(row=index + 1, animate=False)
         self._update_title()
         self._show_current()
-
-    def on_key(self, event: events.Key) -> None:
-        """A key bound to a disabled action: say why instead of doing nothing."""
-        active = self.active_bindings.get(event.key)
-        if active is None or active.enabled:
-            return
-        _namespace, _name, params = parse_action(active.binding.action)
-        spec = BY_NAME.get(str(params[0])) if params else None
-        reason = self.vmapp.disabled_reason(spec) if spec else None
-        if spec is not None and reason:
-            event.stop()
-            self.vmapp.notify_disabled(spec, reason)
 
     def action_filter(self) -> None:
         box = self.query_one(FilterInput)
@@ -242,6 +228,7 @@ class MainScreen(Screen[None]):
         self.table.focus()
 
     def run_command(self, line: str) -> None:
+        console = console_of(self.app)
         try:
             command = cmdline.parse_command(line)
         except cmdline.CommandError as exc:
@@ -256,18 +243,18 @@ class MainScreen(Screen[None]):
             except ValueError:
                 self.notify(f"cannot sort by {column!r}", severity="error", markup=False)
         elif command.verb == "help":
-            self.vmapp.action_help()
+            console.action_help()
         elif command.verb == "quit":
-            self.vmapp.action_quit_console()
+            console.action_quit_console()
         else:
             args = command.args
             if command.verb in ("snapshot", "rollback", "snapshot-remove", "snapshot-protect") and args:
-                self.vmapp.perform(command.verb, command.vm or self.table.current_vm, snapshot=args[0])
+                console.perform(command.verb, command.vm or self.table.current_vm, snapshot=args[0])
             elif BY_NAME[command.verb].needs_node:
-                self.vmapp.perform(command.verb, node=args[0] if args else self.query_one(ClusterPane).cursor_node)
+                console.perform(command.verb, node=args[0] if args else self.query_one(ClusterPane).cursor_node)
             elif command.verb == "move" and args:
-                self.vmapp.perform(command.verb, command.vm or self.table.current_vm, node=args[0])
+                console.perform(command.verb, command.vm or self.table.current_vm, node=args[0])
             else:
-                self.vmapp.perform(
+                console.perform(
                     command.verb, command.vm or (self.table.current_vm if BY_NAME[command.verb].needs_vm else None)
                 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
@@ -14,13 +14,12 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from vmconsole.core import vms
 from vmconsole.domain import validate
 from vmconsole.domain.errors import ValidationError
-from vmconsole.tui import text
+from vmconsole.tui import gating, text
 from vmconsole.tui.actions import METADATA_SET
+from vmconsole.tui.console import console_of
+from vmconsole.tui.screens.confirm import ask
 from vmconsole.tui.screens.form_base import FormScreen
 from vmconsole.tui.task_record import TaskRecord, TaskState
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
 
 
 class MetadataScreen(FormScreen[None]):
@@ -41,10 +40,6 @@ selected key (y/n). Values are shown literally, control characters as `\\xNN`.
         super().__init__(classes="form-screen")
         self.vm = vm
         self.values: dict[str, str] = {}
-
-    @property
-    def vmapp(self) -> VmConsoleApp:
-        return cast("VmConsoleApp", self.app)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="form fill", id="metadata-form"):
@@ -67,22 +62,22 @@ selected key (y/n). Values are shown literally, control characters as `\\xNN`.
         table: DataTable[Text] = self.query_one(DataTable)
         table.add_column("Key", key="key")
         table.add_column("Value", key="value")
-        state = self.vmapp.state.vm(self.vm) if self.vmapp.state else None
+        console = console_of(self.app)
+        state = console.state.vm(self.vm) if console.state else None
         self.show_values(dict(state.metadata) if state else {})
         self.reload()
         for widget_id in ("#set", "#remove"):
-            self.query_one(widget_id, Button).disabled = self.vmapp.read_only
+            self.query_one(widget_id, Button).disabled = console.read_only
         table.focus()
 
     def reload(self) -> None:
         vm = self.vm
+        console = console_of(self.app)
         try:
-            services = self.vmapp.services
+            services = console.services
         except Exception:
             return
-        self.vmapp.call_in_thread(
-            lambda: vms.metadata_list(services, vm), self.show_values, f"read the metadata of {vm}"
-        )
+        console.call_in_thread(lambda: vms.metadata_list(services, vm), self.show_values, f"read the metadata of {vm}")
 
     def show_values(self, values: dict[str, str]) -> None:
         self.values = dict(values)
@@ -126,16 +121,16 @@ selected key (y/n). Values are shown literally, control characters as `\\xNN`.
     def set_value(self) -> None:
         key = self.query_one("#meta-key", Input).value
         value = self.query_one("#meta-value", Input).value
-        if self._refused():
+        if gating.refused(self.app, METADATA_SET):
             return
         try:
             validate.metadata_key(key)
             validate.metadata_value(value)
         except ValidationError as exc:
-            self.vmapp.show_error(exc)
+            console_of(self.app).show_error(exc)
             return
         vm = self.vm
-        self.vmapp.start_task(
+        console_of(self.app).start_task(
             f"set metadata {vm}.{key}",
             vm,
             lambda s: vms.plan_metadata_set(s, vm, {key: value}),
@@ -143,15 +138,9 @@ selected key (y/n). Values are shown literally, control characters as `\\xNN`.
             on_finish=self._done,
         )
 
-    def _refused(self) -> bool:
-        reason = self.vmapp.disabled_reason(METADATA_SET)
-        if reason is not None:
-            self.vmapp.notify_disabled(METADATA_SET, reason)
-        return reason is not None
-
     def action_remove(self) -> None:
         key = self.query_one("#meta-key", Input).value
-        if self._refused():
+        if gating.refused(self.app, METADATA_SET):
             return
         if key not in self.values:
             self.notify("Select an existing key first.", severity="warning", markup=False)
@@ -165,10 +154,12 @@ selected key (y/n). Values are shown literally, control characters as `\\xNN`.
             "?\n\nIts value is lost:\n",
             text.plain(text.shorten(self.values[key], 300)),
         )
-        self.vmapp.confirm(
+        console = console_of(self.app)
+        ask(
+            self.app,
             f"Remove metadata key of {text.safe(vm)}",
             body,
-            lambda: self.vmapp.start_task(
+            lambda: console.start_task(
                 f"remove metadata {vm}.{key}",
                 vm,
                 lambda s: vms.plan_metadata_set(s, vm, {}, remove=[key]),

@@ -6,9 +6,8 @@ task ends the screen offers its follow-ups, e.g. **u** "undo rollback" or **f** 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -16,11 +15,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer
 
+from vmconsole.tui.console import console_of
 from vmconsole.tui.task_record import TaskRecord
 from vmconsole.tui.widgets.progress_pane import ProgressPane
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
 
 
 class TaskScreen(ModalScreen[None]):
@@ -36,7 +33,7 @@ class TaskScreen(ModalScreen[None]):
     def __init__(self, record: TaskRecord) -> None:
         super().__init__()
         self.record = record
-        self._version = -1
+        self._buttons_state: tuple[object, ...] | None = None  # what the buttons show now
 
     def compose(self) -> ComposeResult:
         with Vertical(id="task-dialog"):
@@ -52,7 +49,7 @@ class TaskScreen(ModalScreen[None]):
     def _sync_buttons(self) -> None:
         record = self.record
         state = (record.active, tuple(record.follow_ups))
-        if state == getattr(self, "_buttons_state", None):
+        if state == self._buttons_state:
             return
         self._buttons_state = state
         bar = self.query_one("#task-buttons", Horizontal)
@@ -81,7 +78,7 @@ class TaskScreen(ModalScreen[None]):
     def action_cancel_task(self) -> None:
         if self.record.active:
             self.record.cancel.set()
-            self.record.add_log(cast("VmConsoleApp", self.app).now(), "cancel requested: undoing completed steps…")
+            self.record.add_log(console_of(self.app).now(), "cancel requested: undoing completed steps…")
             self.notify(
                 "Cancelling: the task stops at the next safe point and undoes its completed steps.", markup=False
             )
@@ -91,7 +88,7 @@ class TaskScreen(ModalScreen[None]):
         if follow is None:
             return
         self.dismiss(None)
-        cast("VmConsoleApp", self.app).perform(follow.action, follow.vm)
+        console_of(self.app).perform(follow.action, follow.vm)
 
     @on(Button.Pressed)
     def button(self, event: Button.Pressed) -> None:
@@ -102,6 +99,3 @@ class TaskScreen(ModalScreen[None]):
             self.action_cancel_task()
         elif button_id.startswith("follow-"):
             self.action_follow(button_id.removeprefix("follow-"))
-
-    def title_text(self) -> Text:
-        return Text(self.record.title)

@@ -8,7 +8,7 @@ of the last rollback). Changing the choice invalidates the preview.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
@@ -23,10 +23,8 @@ from vmconsole.domain import validate
 from vmconsole.domain.errors import ValidationError
 from vmconsole.domain.model import VmState
 from vmconsole.tui import text
+from vmconsole.tui.console import console_of
 from vmconsole.tui.screens.form_base import FormScreen
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
 
 MODES = ("oldest", "before", "all")
 
@@ -47,10 +45,6 @@ of the last rollback). Type the VM name to unlock **Purge**. Changing the choice
         self.vm = vm
         self.now = now
         self.plan: PurgePlan | None = None
-
-    @property
-    def vmapp(self) -> VmConsoleApp:
-        return cast("VmConsoleApp", self.app)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="form danger", id="purge-form"):
@@ -142,15 +136,16 @@ of the last rollback). Type the VM name to unlock **Purge**. Changing the choice
     @on(Input.Submitted, "#purge-oldest")
     @on(Input.Submitted, "#purge-before")
     def preview(self) -> None:
+        console = console_of(self.app)
         try:
             arguments = self._arguments()
         except ValidationError as exc:
-            self.vmapp.show_error(exc)
+            console.show_error(exc)
             return
         vm = self.vm.name
         self.query_one("#purge-summary", Static).update(Text("computing the dry run…", style="dim"))
-        self.vmapp.call_in_thread(
-            lambda: snapshots.purge_plan(self.vmapp.services, vm, **arguments),  # type: ignore[arg-type]
+        console.call_in_thread(
+            lambda: snapshots.purge_plan(console.services, vm, **arguments),  # type: ignore[arg-type]
             self.show_plan,
             f"dry run of the purge of {vm}",
             on_error=lambda _exc: self._show_plan(),

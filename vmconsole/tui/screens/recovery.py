@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -12,12 +12,11 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Static
 
 from vmconsole.core import recovery
-from vmconsole.tui import text
+from vmconsole.tui import gating, text
 from vmconsole.tui.actions import RECOVERY_UNDO
+from vmconsole.tui.console import console_of
+from vmconsole.tui.screens.confirm import ask
 from vmconsole.tui.screens.form_base import FormScreen
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
 
 
 class RecoveryScreen(FormScreen[None]):
@@ -34,10 +33,6 @@ journal entry without touching the cluster.
     def __init__(self, entries: list[dict[str, Any]]) -> None:
         super().__init__(classes="form-screen")
         self.entries = entries
-
-    @property
-    def vmapp(self) -> VmConsoleApp:
-        return cast("VmConsoleApp", self.app)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="form danger fill", id="recovery-form"):
@@ -64,7 +59,7 @@ journal entry without touching the cluster.
             table.add_column(label, key=key)
         self._fill()
         for widget_id in ("#undo", "#forget"):
-            self.query_one(widget_id, Button).disabled = self.vmapp.read_only
+            self.query_one(widget_id, Button).disabled = console_of(self.app).read_only
         table.focus()
 
     def _fill(self) -> None:
@@ -99,9 +94,7 @@ journal entry without touching the cluster.
 
     def _act(self, undo: bool) -> None:
         entry = self.selected
-        reason = self.vmapp.disabled_reason(RECOVERY_UNDO)
-        if reason is not None:
-            self.vmapp.notify_disabled(RECOVERY_UNDO, reason)
+        if gating.refused(self.app, RECOVERY_UNDO):
             return
         if entry is None:
             return
@@ -123,22 +116,23 @@ journal entry without touching the cluster.
         )
 
         def run() -> None:
-            services = self.vmapp.services
+            console = console_of(self.app)
+            services = console.services
             work = (
                 (lambda: recovery.undo_task(services, task_id))
                 if undo
                 else (lambda: recovery.forget(services, task_id))
             )
-            self.vmapp.call_in_thread(work, lambda result: self._done(task_id, result), f"{verb.lower()} {task_id}")
+            console.call_in_thread(work, lambda result: self._done(task_id, result), f"{verb.lower()} {task_id}")
 
-        self.vmapp.confirm(f"{verb} task {text.safe(task_id)}", body, run, label=verb)
+        ask(self.app, f"{verb} task {text.safe(task_id)}", body, run, label=verb)
 
     def _done(self, task_id: str, result: Any) -> None:
         message = result.get("message") if isinstance(result, dict) else f"task {task_id} forgotten"
         self.notify(text.safe(str(message)), title="Recovery", markup=False)
         self.entries = [e for e in self.entries if str(e.get("task")) != task_id]
         self._fill()
-        self.vmapp.refresh_now()
+        console_of(self.app).refresh_now()
         if not self.entries:
             self.dismiss(None)
 

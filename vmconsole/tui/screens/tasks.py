@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,11 +12,9 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
 from vmconsole.tui import text
+from vmconsole.tui.console import console_of
 from vmconsole.tui.task_record import TaskRecord, TaskState
 from vmconsole.tui.widgets.progress_pane import STATE_STYLES
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
 
 
 class TaskListScreen(ModalScreen[None]):
@@ -40,7 +38,7 @@ Every task started from this console: running ones first, then finished ones, ne
 
     @property
     def records(self) -> list[TaskRecord]:
-        return cast("VmConsoleApp", self.app).tasks
+        return console_of(self.app).tasks
 
     def on_mount(self) -> None:
         table: DataTable[Text] = self.query_one(DataTable)
@@ -80,4 +78,4 @@ Every task started from this console: running ones first, then finished ones, ne
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         record = next((r for r in self.records if str(r.record_id) == event.row_key.value), None)
         if record is not None:
-            cast("VmConsoleApp", self.app).show_task(record)
+            console_of(self.app).show_task(record)

@@ -8,7 +8,7 @@ plan's summary and the XML diff before anything is written.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -21,11 +21,9 @@ from vmconsole.core import vms
 from vmconsole.core.vms import UpdatePlan, VmOptions
 from vmconsole.domain.model import NodeState, VmState
 from vmconsole.tui import form_checks, text
+from vmconsole.tui.console import console_of
 from vmconsole.tui.screens.file_picker import FilePickerScreen
 from vmconsole.tui.screens.form_base import FormScreen
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
 
 KEEP = "\x00keep"  # the Select value meaning "leave this setting as it is"
 
@@ -54,10 +52,6 @@ the XML diff) and whether the VM must be restarted; nothing is written before yo
         self.nodes = tuple(n.name for n in nodes if n.kind == "member")
         self.xml_text: str | None = None
         self.planning = False
-
-    @property
-    def vmapp(self) -> VmConsoleApp:
-        return cast("VmConsoleApp", self.app)
 
     def compose(self) -> ComposeResult:
         vm = self.vm
@@ -172,8 +166,9 @@ the XML diff) and whether the VM must be restarted; nothing is written before yo
             return
         vm = self.vm.name
         self._busy(True)
-        self.vmapp.call_in_thread(
-            lambda: vms.update_plan(self.vmapp.services, vm, xml=xml, options=options),
+        console = console_of(self.app)
+        console.call_in_thread(
+            lambda: vms.update_plan(console.services, vm, xml=xml, options=options),
             self.planned,
             f"plan the update of {vm}",
             on_error=lambda _exc: self._busy(False),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from datetime import datetime
+from typing import Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -16,12 +17,10 @@ from textual.widgets import Footer, Static
 from vmconsole.core import diagnose
 from vmconsole.core.diagnose import Diagnosis
 from vmconsole.domain.model import ClusterState, VmState
-from vmconsole.tui import gate, text
+from vmconsole.tui import gating, text
+from vmconsole.tui.console import console_of
 from vmconsole.tui.screens.form_base import FormScreen
 from vmconsole.tui.widgets.snapshot_pane import snapshot_flags, timeline
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
 
 
 def _kv(rows: list[tuple[str, Text]]) -> Table:
@@ -37,8 +36,7 @@ def _mapping(values: Mapping[str, Any]) -> Table:
     return _kv([(text.safe(k), text.plain(v if isinstance(v, str) else repr(v))) for k, v in sorted(values.items())])
 
 
-def detail_sections(vm: VmState, app: VmConsoleApp) -> list[tuple[str, Any]]:
-    now = app.now()
+def detail_sections(vm: VmState, now: datetime) -> list[tuple[str, Any]]:
     status = text.status_text(vm)
     general: list[tuple[str, Text]] = [
         ("status", status),
@@ -139,20 +137,16 @@ history, libvirt's view, the QEMU log tail). **escape** goes back; **m** metadat
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "dismiss", "Back", id="detail.back"),
-        Binding("m", "open('metadata')", "Metadata", id="detail.metadata"),
-        Binding("v", "open('config')", "XML", id="detail.config"),
+        Binding("m", gating.act("metadata"), "Metadata", id="detail.metadata"),
+        Binding("v", gating.act("config"), "XML", id="detail.config"),
         Binding("d", "diagnose", "Diagnose", id="detail.diagnose"),
-        Binding("M", "open('move')", "Move", id="detail.move"),
+        Binding("M", gating.act("move"), "Move", id="detail.move"),
     ]
 
     def __init__(self, vm: str) -> None:
         super().__init__(classes="form-screen")
         self.vm_name = vm
         self.diagnosis: Diagnosis | None = None
-
-    @property
-    def vmapp(self) -> VmConsoleApp:
-        return cast("VmConsoleApp", self.app)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="form fill"):
@@ -161,9 +155,10 @@ history, libvirt's view, the QEMU log tail). **escape** goes back; **m** metadat
 
     def on_mount(self) -> None:
         self.query_one(".form").border_title = Text.assemble("VM ", text.plain(self.vm_name))
-        self.vmapp.state_signal.subscribe(self, self._state_changed)
-        if self.vmapp.state is not None:
-            self._state_changed(self.vmapp.state)
+        console = console_of(self.app)
+        console.state_signal.subscribe(self, self._state_changed)
+        if console.state is not None:
+            self._state_changed(console.state)
 
     def _state_changed(self, state: ClusterState) -> None:
         body = self.query_one("#detail-body", VerticalScroll)
@@ -174,7 +169,7 @@ history, libvirt's view, the QEMU log tail). **escape** goes back; **m** metadat
                 Static(Text.assemble(text.plain(self.vm_name), " is gone from the cluster.", style="bold red"))
             )
         else:
-            sections = detail_sections(vm, self.vmapp)
+            sections = detail_sections(vm, console_of(self.app).now())
             if self.diagnosis is not None:
                 sections.append(("Diagnosis", diagnosis_table(self.diagnosis)))
             else:
@@ -195,20 +190,21 @@ history, libvirt's view, the QEMU log tail). **escape** goes back; **m** metadat
 
     def action_diagnose(self) -> None:
         vm = self.vm_name
+        console = console_of(self.app)
 
         def show(report: Diagnosis) -> None:
             self.diagnosis = report
-            if self.vmapp.state is not None:
-                self._state_changed(self.vmapp.state)
+            if console.state is not None:
+                self._state_changed(console.state)
 
         self.notify(f"Diagnosing {text.safe(vm)}…", markup=False)
-        self.vmapp.call_in_thread(lambda: diagnose.diagnose(self.vmapp.services, vm), show, f"diagnose {vm}")
+        console.call_in_thread(lambda: diagnose.diagnose(console.services, vm), show, f"diagnose {vm}")
 
-    def action_open(self, what: str) -> None:
-        self.vmapp.perform(what, self.vm_name)
+    def action_act(self, name: str) -> None:
+        console_of(self.app).perform(name, self.vm_name)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return None if gate.gated_reason(self.vmapp, action, parameters) else True
+        return gating.check_action(self.app, action, parameters)
 
     def on_key(self, event: events.Key) -> None:
-        gate.refuse_disabled_key(self, event)
+        gating.refuse_disabled_key(self, event)

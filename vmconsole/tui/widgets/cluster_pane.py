@@ -6,7 +6,7 @@ the node actions (standby, online) act on the node under it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -14,11 +14,8 @@ from textual.message import Message
 from textual.widget import Widget
 
 from vmconsole.domain.model import ClusterState, NodeStatus
-from vmconsole.tui import text
-from vmconsole.tui.actions import BY_NAME, NODE_ACTIONS
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
+from vmconsole.tui import gating, text
+from vmconsole.tui.actions import NODE_ACTIONS
 
 NODE_STYLES = {
     NodeStatus.ONLINE: "green",
@@ -47,7 +44,7 @@ notification, say where each VM went.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "cursor(-1)", "Previous node", show=False, id="node.previous"),
         Binding("down", "cursor(1)", "Next node", show=False, id="node.next"),
-        *(Binding(spec.key, f"node('{spec.name}')", spec.label, id=spec.binding_id) for spec in NODE_ACTIONS),
+        *(Binding(spec.key, gating.act(spec.name), spec.label, id=spec.binding_id) for spec in NODE_ACTIONS),
     ]
 
     class ActionRequested(Message):
@@ -74,20 +71,10 @@ notification, say where each VM went.
             self.cursor_node = names[0] if names else None
         self.refresh(layout=True)
 
-    def move_to(self, node: str) -> bool:
-        if node not in self.node_names:
-            return False
-        self.cursor_node = node
-        self.refresh()
-        return True
-
     # ------------------------------------------------------------------------------------ keys
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "node" and parameters:
-            app = cast("VmConsoleApp", self.app)
-            if app.disabled_reason(BY_NAME[str(parameters[0])]) is not None:
-                return None  # greyed out; the main screen says why when the key is pressed
-        return True
+        # greyed out when disabled; the main screen says why when the key is pressed
+        return gating.check_action(self.app, action, parameters)
 
     def action_cursor(self, step: int) -> None:
         names = self.node_names
@@ -97,7 +84,7 @@ notification, say where each VM went.
         self.cursor_node = names[max(0, min(len(names) - 1, index + step))]
         self.refresh()
 
-    def action_node(self, action: str) -> None:
+    def action_act(self, action: str) -> None:
         if self.cursor_node is None:
             self.notify("No node to act on.", severity="warning", markup=False)
             return

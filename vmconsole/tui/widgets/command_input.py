@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -10,9 +10,7 @@ from textual.suggester import Suggester
 from textual.widgets import Input
 
 from vmconsole.tui import cmdline
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
+from vmconsole.tui.console import console_of
 
 
 class CommandSuggester(Suggester):
@@ -57,7 +55,7 @@ confirmations as their keys.
         self.suggester = CommandSuggester(self)
 
     def vm_names(self) -> list[str]:
-        state = cast("VmConsoleApp", self.app).state
+        state = console_of(self.app).state
         return sorted(vm.name for vm in state.vms) if state else []
 
     def action_close(self) -> None:

@@ -19,8 +19,6 @@ The VM under the cursor: status, node, fail count, disks, snapshots, and its las
 could not be read about it). **enter** opens the full detail view.
 """
 
-    DEFAULT_CSS = "DetailStrip { height: 2; }"
-
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.vm: VmState | None = None

@@ -23,8 +23,6 @@ you press its key). The right side says how old the shown data is, or **STALE** 
 last read failed or was incomplete (the table keeps the last known data).
 """
 
-    DEFAULT_CSS = "HeaderBar { height: 1; }"
-
     read_only: reactive[bool] = reactive(False)
     running_tasks: reactive[int] = reactive(0)
     stale_reason: reactive[str | None] = reactive(None)

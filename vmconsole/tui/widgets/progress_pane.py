@@ -78,16 +78,6 @@ The task's plan (✔ done, ▶ running, ✖ failed, ↺ undone), the overall per
 copies and imports, and the task's log. A task keeps running when you leave this view.
 """
 
-    DEFAULT_CSS = """
-    ProgressPane { height: 1fr; }
-    ProgressPane > #progress-title { height: auto; }
-    ProgressPane > #progress-steps { height: auto; max-height: 12; margin: 1 0 0 0; }
-    ProgressPane > ProgressBar { margin: 1 0 0 1; width: 100%; }
-    ProgressPane > ProgressBar > Bar { width: 1fr; }
-    ProgressPane > #progress-current { height: 1; }
-    ProgressPane > Log { height: 1fr; min-height: 3; margin: 1 0 0 0; border: round $panel; overflow-x: hidden; }
-    """
-
     def __init__(self, record: TaskRecord, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.record = record
@@ -104,13 +94,6 @@ copies and imports, and the task's log. A task keeps running when you leave this
     def on_mount(self) -> None:
         self.sync()
         self.set_interval(0.1, self.sync)
-
-    def set_record(self, record: TaskRecord) -> None:
-        self.record = record
-        self._version = -1
-        self._logged = 0
-        self.query_one(Log).clear()
-        self.sync()
 
     def sync(self) -> None:
         record = self.record

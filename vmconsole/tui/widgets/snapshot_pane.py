@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -11,11 +11,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from vmconsole.domain.model import Snapshot, VmState
-from vmconsole.tui import text
-from vmconsole.tui.actions import BY_NAME
-
-if TYPE_CHECKING:
-    from vmconsole.tui.app import VmConsoleApp
+from vmconsole.tui import gating, text
 
 NOW_KEY = "\x00now"
 
@@ -47,9 +43,9 @@ unprotects it, **n** takes a new snapshot.
 """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("R", "snap('rollback')", "Rollback to", id="snap.rollback"),
-        Binding("delete", "snap('snapshot-remove')", "Remove snap", id="snap.remove"),
-        Binding("p", "snap('snapshot-protect')", "Protect", id="snap.protect"),
+        Binding("R", gating.act("rollback"), "Rollback to", id="snap.rollback"),
+        Binding("delete", gating.act("snapshot-remove"), "Remove snap", id="snap.remove"),
+        Binding("p", gating.act("snapshot-protect"), "Protect", id="snap.protect"),
     ]
 
     class ActionRequested(Message):
@@ -115,17 +111,12 @@ unprotects it, **n** takes a new snapshot.
                 self.move_cursor(row=self.row_count - 1, animate=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "snap" and parameters:
-            app = cast("VmConsoleApp", self.app)
-            name = str(parameters[0])
-            # Read-only: greyed out (and the key falls through to nothing: the screen's bindings for
-            # these keys are mutating too). Otherwise always consumed here, so ``delete`` on the NOW
-            # row can never reach the VM table's "remove VM" binding.
-            if app.disabled_reason(BY_NAME[name]) is not None:
-                return None
-        return True
+        # Read-only: greyed out (and the key falls through to nothing: the screen's bindings for
+        # these keys are mutating too). Otherwise always consumed here, so ``delete`` on the NOW
+        # row can never reach the VM table's "remove VM" binding.
+        return gating.check_action(self.app, action, parameters)
 
-    def action_snap(self, action: str) -> None:
+    def action_act(self, action: str) -> None:
         if self.vm is None:
             return
         snap = self.current_snapshot

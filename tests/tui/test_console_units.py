@@ -139,12 +139,14 @@ def test_the_lifecycle_watch_stops_within_a_second_without_any_event() -> None:
 
     import libvirt
 
-    from vmconsole.tui import ops
+    from vmconsole.core import services as core_services
 
     events: list[tuple[str, str]] = []
     stop = threading.Event()
     thread = threading.Thread(
-        target=ops.watch_lifecycle, args=("test:///default", lambda d, e: events.append((d, e)), stop), daemon=True
+        target=core_services.watch_lifecycle,
+        args=("test:///default", lambda d, e: events.append((d, e)), stop),
+        daemon=True,
     )
     thread.start()
     time.sleep(0.3)
