@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import uuid
@@ -34,18 +35,45 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+LAB_LOCK = Path("/tmp/vmconsole-lab.lock")  # one lab per machine: whoever drives it holds this
+REUSE = "VMCONSOLE_REUSE_LAB"  # =1: use a lab that is up already (and leave it up)
+KEEP = "VMCONSOLE_KEEP_LAB"  # =1: leave the lab this session started running
+
+
 @pytest.fixture(scope="session")
-def lab() -> Iterator[Lab]:
-    """The running lab: reused when one is up already, else started here and stopped at the end."""
+def lab_lock() -> Iterator[None]:
+    """The machine's lab is driven by one test session at a time: the others wait here, and say so."""
+    LAB_LOCK.touch(exist_ok=True)
+    with LAB_LOCK.open("r+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _log(f"waiting for the lab: another test session holds {LAB_LOCK}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture(scope="session")
+def lab(lab_lock: None) -> Iterator[Lab]:
+    """A lab started here and stopped at the end. One that is up already is used only when asked
+    (VMCONSOLE_REUSE_LAB=1): the suite never silently uses, nor takes down, a lab it did not start."""
     lab = Lab(default_dir(), log=_log)
     started_here = False
-    if not lab.is_up():
+    if lab.is_up():
+        if os.environ.get(REUSE) != "1":
+            pytest.fail(
+                f"a lab is already running in {lab.paths.root} and this session did not start it: take it"
+                f" down (`vmconsole lab down`) or set {REUSE}=1 to run the tests on it",
+                pytrace=False,
+            )
+        _log(f"using the lab that is up in {lab.paths.root} ({REUSE}=1); it stays up")
+    else:
         if lab.state() is not None:
-            lab.down()
+            lab.down()  # the remains of a lab whose processes are gone
         lab.up()
         started_here = True
     yield lab
-    if started_here and os.environ.get("VMCONSOLE_KEEP_LAB") != "1":
+    if started_here and os.environ.get(KEEP) != "1":
         lab.down()
 
 

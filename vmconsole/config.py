@@ -8,6 +8,7 @@ where a cluster differs (or for the local lab, whose ``lab up`` writes its own f
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -32,11 +33,14 @@ class CephSection:
     secret_usage: str = "client.libvirt secret"
     # Monitor addresses written into VM disk XML; empty means "read them from the monmap".
     monitors: tuple[str, ...] = ()
+    # A copy or an import whose progress does not move for this long is stopped and undone.
+    copy_stall_timeout: float = 300.0
 
 
 @dataclass(frozen=True)
 class LibvirtSection:
     uri: str = "qemu:///system"
+    timeout: float = 30.0  # seconds before a libvirt call gives up
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class PacemakerSection:
     cibadmin: str = "cibadmin"
     crm_resource: str = "crm_resource"
     crm_attribute: str = "crm_attribute"
+    crm_diff: str = "crm_diff"
     timeout: float = 30.0
     # Where the resource agent caches each VM's domain XML (vm_manager: /etc/pacemaker).
     xml_dir: str = "/etc/pacemaker"
@@ -134,7 +139,30 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     return Config(**sections, source=path, lab_dir=lab_dir)
 
 
+def check_trusted(path: Path, what: str = "file") -> None:
+    """A configuration is trusted only when its owner is this user (or root) and nobody else may write
+    it: a file another user could change would decide where vmconsole writes and what it runs."""
+    try:
+        info = path.stat()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} does not exist", field=str(path)) from exc
+    except OSError as exc:
+        raise ConfigError(f"{what} cannot be read: {exc.strerror}", field=str(path)) from exc
+    if info.st_uid not in (os.geteuid(), 0):
+        raise ConfigError(
+            f"{what} belongs to uid {info.st_uid}, not to this user ({os.geteuid()}) or root: not trusted",
+            field=str(path),
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"{what} can be written by other users (mode {stat.S_IMODE(info.st_mode):o}): not trusted",
+            field=str(path),
+            hint=f"chmod go-w {path}",
+        )
+
+
 def load_file(path: Path) -> Config:
+    check_trusted(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:

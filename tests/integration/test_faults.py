@@ -18,7 +18,7 @@ from vmconsole.core import snapshots
 from vmconsole.core.services import Services
 from vmconsole.core.state import StateReader
 from vmconsole.domain import naming
-from vmconsole.domain.errors import OperationFailed
+from vmconsole.domain.errors import OperationIncomplete
 from vmconsole.domain.model import VmStatus
 from vmconsole.lab.lab import Lab, daemon_pids, restart_osd
 
@@ -111,7 +111,7 @@ def test_osd_stopped_mid_rollback(
 
     services.rbd.group_snap_rollback = rollback_with_osd_gone  # type: ignore[method-assign]
     try:
-        with pytest.raises(OperationFailed) as caught:
+        with pytest.raises(OperationIncomplete) as caught:
             services.run(snapshots.plan_rollback(services, plan))
     finally:
         services.rbd.group_snap_rollback = original  # type: ignore[method-assign]

@@ -78,21 +78,6 @@ def test_disabled_create_and_history(services: Services, lab: Lab, vm_name: str,
     assert records[-1]["who"]
 
 
-@pytest.mark.parametrize("step", range(6))
-def test_create_undoes_every_completed_step_on_failure(
-    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str], step: int
-) -> None:
-    cleanup_vms.append(vm_name)
-    task = vms.plan_create(services, make_spec(lab, vm_name, data_disks=1))
-    if step >= len(task.steps):
-        pytest.skip(f"create has {len(task.steps)} steps")
-    with pytest.raises(VmConsoleError, match="injected failure"):
-        services.run(inject_failure(task, step))
-    assert leftovers(services, vm_name) == []
-    history = [r for r in services.journal.history() if r.get("task") == task.task_id]
-    assert history and history[-1]["result"] == "failed"
-
-
 def test_force_replaces_only_after_the_new_vm_is_built(
     services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str]
 ) -> None:
@@ -179,19 +164,6 @@ def test_linked_clone_and_flatten(services: Services, lab: Lab, vm_name: str, cl
         vms.plan_remove(services, vm_name)
     services.run(vms.plan_flatten(services, clone))
     assert checksum(services, naming.system_image(clone)) == expected
-
-
-def test_clone_failure_leaves_no_half_clone(services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str]) -> None:
-    clone = vm_name + "f"
-    cleanup_vms += [vm_name, clone]
-    create_vm(services, lab, vm_name, enable=False, data_disks=1)
-    task = vms.plan_clone(services, vms.CloneSpec(source=vm_name, name=clone))
-    for index in range(len(task.steps)):
-        task = vms.plan_clone(services, vms.CloneSpec(source=vm_name, name=clone))
-        with pytest.raises(VmConsoleError):
-            services.run(inject_failure(task, index))
-        assert leftovers(services, clone) == [], f"after a failure at step {index}"
-    assert services.vm(vm_name).status is VmStatus.DISABLED
 
 
 def test_metadata_and_reserved_keys(services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str]) -> None:

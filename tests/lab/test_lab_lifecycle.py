@@ -72,14 +72,18 @@ def assert_nothing_left(lab_dir: Path, before: dict[str, object]) -> None:
 
 
 @pytest.fixture
-def lab_dir() -> Iterator[Path]:
+def lab_dir(lab_lock: None) -> Iterator[Path]:
     shared = Lab(default_dir())
     if shared.state() is not None and not shared.is_up():
         shared.down()  # the remains of a lab whose processes were killed: clean them first
     if shared.state() is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"a lab is already running in {shared.paths.root}; CI must start clean")
-        pytest.skip(f"a lab is running in {shared.paths.root}: lifecycle tests need the machine to themselves")
+        if os.environ.get("VMCONSOLE_REUSE_LAB") == "1":
+            pytest.skip(f"VMCONSOLE_REUSE_LAB=1 keeps the lab of {shared.paths.root} up: no lifecycle test beside it")
+        pytest.fail(
+            f"a lab is already running in {shared.paths.root}: lifecycle tests need the machine to themselves"
+            " (take it down, or set VMCONSOLE_REUSE_LAB=1 to run the other tests on it)",
+            pytrace=False,
+        )
     path = Path(f"/tmp/vmconsole-lifecycle-{uuid.uuid4().hex[:8]}")
     yield path
     if path.exists():  # a failed assertion must not leave a running lab behind
@@ -90,9 +94,7 @@ def test_up_status_down_leaves_nothing(lab_dir: Path) -> None:
     before = host_snapshot()
     up = vmconsole("lab", "--dir", str(lab_dir), "up")
     assert up.returncode == 0, up.stderr
-    assert "lab up in" in up.stdout
-    seconds = float(up.stdout.split("lab up in ")[1].split(" s")[0])
-    assert seconds <= 60
+    assert "lab up in" in up.stdout  # how long it took is measured by bench/, not asserted here
 
     status = vmconsole("lab", "--dir", str(lab_dir), "status", "--json")
     assert status.returncode == 0, status.stdout + status.stderr
@@ -112,8 +114,7 @@ def test_up_status_down_leaves_nothing(lab_dir: Path) -> None:
 
     down = vmconsole("lab", "--dir", str(lab_dir), "down")
     assert down.returncode == 0, down.stderr
-    seconds = float(down.stdout.split("lab down in ")[1].split(" s")[0])
-    assert seconds <= 10
+    assert "lab down in" in down.stdout
     assert_nothing_left(lab_dir, before)
     gone = vmconsole("lab", "--dir", str(lab_dir), "status", "--json")
     assert gone.returncode == 1

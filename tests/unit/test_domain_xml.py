@@ -491,13 +491,14 @@ def test_needs_restart() -> None:
 def test_detach_local_disks_keeps_the_rest_of_the_domain() -> None:
     xml = (
         "<domain type='kvm'><name>old</name><devices>"
-        "<disk type='file' device='disk'><source file='/var/lib/a.qcow2'/><target dev='vda'/></disk>"
+        "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+        "<source file='/var/lib/a.qcow2'/><target dev='vda'/></disk>"
         "<disk type='block' device='disk'><source dev='/dev/vg/b'/><target dev='vdb'/></disk>"
         "<disk type='file' device='cdrom'><target dev='sda'/></disk>"
         "</devices></domain>"
     )
-    base, sources = domain_xml.detach_local_disks(xml)
-    assert sources == ["/var/lib/a.qcow2", "/dev/vg/b"]
+    base, disks = domain_xml.detach_local_disks(xml)
+    assert disks == [domain_xml.LocalDisk("/var/lib/a.qcow2", "qcow2"), domain_xml.LocalDisk("/dev/vg/b", None)]
     assert "a.qcow2" not in base and "device='cdrom'" in base.replace('"', "'")
     with pytest.raises(ValidationError) as error:
         domain_xml.detach_local_disks(

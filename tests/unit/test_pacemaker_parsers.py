@@ -423,20 +423,23 @@ def test_vm_fragment_holds_its_primitive_and_only_its_constraints() -> None:
     assert not any("vm1" in (i or "") for i in ids)
 
 
-def test_with_vm_replaced_changes_the_vm_and_keeps_every_other_element() -> None:
+def test_with_vm_elements_changes_only_the_vm_and_its_own_constraints() -> None:
     from lxml import etree
 
-    from vmconsole.backends.cib import with_vm_replaced
+    from vmconsole.backends.cib import with_vm_elements
     from vmconsole.domain.primitive_builder import ColocationSpec, PrimitiveSpec, build_constraints, build_primitive
 
     original = cib_text("healthy")
     spec = PrimitiveSpec(name="vm2", priority="5", preferred_host="node1", colocations=(ColocationSpec(("dummy1",)),))
-    replaced = with_vm_replaced(original, "vm2", build_primitive(spec), build_constraints(spec))
-    assert replaced is not None
-    after = parse_cib_primitives(replaced)
-    before = parse_cib_primitives(original)
+    own = {"cli-prefer-vm2", "colocation-vm2-withdummy1"}
+    changed = with_vm_elements(original, "vm2", build_primitive(spec), own, build_constraints(spec))
+    assert changed is not None
+    root = etree.fromstring(changed)
+    assert root.tag == "cib" and int(root.get("epoch", "0")) == int(etree.fromstring(original).get("epoch", "0")) + 1
+    after, before = parse_cib_primitives(changed), parse_cib_primitives(original)
     assert after["vm2"].meta["priority"] == "5" and after["vm2"].preferred_host == "node1"
     assert {k: v for k, v in after.items() if k != "vm2"} == {k: v for k, v in before.items() if k != "vm2"}
-    constraint_ids = [c.get("id") for c in etree.fromstring(replaced).iterfind("constraints/*")]
-    assert "cli-prefer-vm1" in constraint_ids and "pin-vm3-onnode3" in constraint_ids
-    assert with_vm_replaced(original, "nosuchvm", build_primitive(PrimitiveSpec(name="nosuchvm")), []) is None
+    ids = [c.get("id") for c in root.iterfind("configuration/constraints/*")]
+    # another tool's ban of vm2 is not vmconsole's: it stays
+    assert "cli-ban-vm2-on-node3" in ids and "cli-prefer-vm1" in ids and "pin-vm3-onnode3" in ids
+    assert with_vm_elements(original, "nosuchvm", build_primitive(PrimitiveSpec(name="nosuchvm")), set(), []) is None

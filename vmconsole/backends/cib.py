@@ -8,8 +8,9 @@ its tools. Pure functions: text in, frozen records out. All parsing goes through
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 
 from lxml import etree
@@ -218,11 +219,6 @@ def resource_ids(cib_text: str | bytes) -> set[str]:
     return {e.get("id", "") for e in configuration.iterfind("resources//*[@id]")}
 
 
-def configuration_text(cib_text: str | bytes) -> str:
-    """The whole ``<configuration>`` section, as ``cibadmin --replace --scope configuration`` takes it."""
-    return etree.tostring(_configuration(cib_text), encoding="unicode")
-
-
 def _names_vm(constraint: etree._Element, vm: str, *, with_rsc: bool) -> bool:
     """A constraint of the VM: it names it (as rsc, or also as with-rsc), or it is one of its colocations."""
     cid = constraint.get("id", "")
@@ -249,23 +245,44 @@ def vm_fragment(cib_text: str | bytes, vm: str) -> str:
     return etree.tostring(fragment, encoding="unicode")
 
 
-def with_vm_replaced(
-    cib_text: str | bytes, vm: str, primitive: etree._Element, constraints: Iterable[etree._Element]
+def with_vm_elements(
+    cib_text: str | bytes,
+    vm: str,
+    primitive: etree._Element,
+    remove_ids: set[str],
+    add: Sequence[etree._Element],
 ) -> str | None:
-    """The configuration section with the VM's primitive replaced and its own constraints (those with
-    ``rsc`` the VM, and its colocations) replaced by ``constraints``; None when it has no primitive."""
-    configuration = _configuration(cib_text)
+    """The whole CIB with only the VM's elements changed: its primitive replaced, the constraints of
+    ``remove_ids`` removed, ``add`` added; the epoch one higher (what a patch built from it needs).
+    None when the VM has no primitive. Every other element stays as it is."""
+    root = parse_tool_output(cib_text, "CIB")
+    configuration = root.find("configuration")
+    if root.tag != "cib" or configuration is None:
+        raise BackendError(BACKEND, f"the CIB has no <configuration> (root is <{root.tag}>)")
     current = next((p for p in configuration.iterfind("resources//primitive") if p.get("id") == vm), None)
     if current is None:
         return None
     parent = current.getparent()
     assert parent is not None
-    parent.replace(current, primitive)
+    parent.replace(current, copy.deepcopy(primitive))
     section = configuration.find("constraints")
     if section is None:
         section = etree.SubElement(configuration, "constraints")
     for element in list(section):
-        if _names_vm(element, vm, with_rsc=False):
+        if element.get("id") in remove_ids:
             section.remove(element)
-    section.extend(constraints)
-    return etree.tostring(configuration, encoding="unicode")
+    section.extend(copy.deepcopy(element) for element in add)
+    root.set("epoch", str(integer(root.get("epoch")) + 1))
+    root.set("num_updates", "0")
+    return etree.tostring(root, encoding="unicode")
+
+
+def vm_elements(cib_text: str | bytes, vm: str, constraint_ids: set[str]) -> tuple[str | None, list[str]]:
+    """The VM's primitive and the constraints of ``constraint_ids`` that exist, as XML texts."""
+    configuration = _configuration(cib_text)
+    primitive = next((p for p in configuration.iterfind("resources//primitive") if p.get("id") == vm), None)
+    constraints = [c for c in configuration.iterfind("constraints/*") if c.get("id") in constraint_ids]
+    return (
+        etree.tostring(primitive, encoding="unicode") if primitive is not None else None,
+        [etree.tostring(c, encoding="unicode") for c in constraints],
+    )

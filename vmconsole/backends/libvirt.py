@@ -1,18 +1,23 @@
-"""libvirt adapter: validate domain XML, read domain states, find the Ceph secret."""
+"""libvirt adapter: validate domain XML, read domain states, freeze or pause a guest, find the Ceph
+secret, watch lifecycle events. Every call is bounded by a timeout."""
 
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import libvirt
 
+from vmconsole.backends.proc import run
 from vmconsole.domain import xmlsafe
-from vmconsole.domain.errors import BackendError, ValidationError
+from vmconsole.domain.errors import BackendError, BackendTimeout, ValidationError
 
 BACKEND = "libvirt"
 
@@ -57,24 +62,39 @@ class GuestFreeze:
     why_not: str = ""
 
 
-@contextlib.contextmanager
-def translated(what: str) -> Iterator[None]:
-    try:
-        yield
-    except libvirt.libvirtError as exc:
-        raise BackendError(BACKEND, f"{what}: {exc.get_error_message() or exc}") from exc
+T = TypeVar("T")
+DEFAULT_TIMEOUT = 30.0
 
 
 class LibvirtSession:
-    def __init__(self, uri: str, *, read_only: bool = False) -> None:
+    """One connection to libvirt. Every call is bounded: a daemon that does not answer within
+    ``timeout`` gives a BackendTimeout, never a hang (the stuck call is left to its thread)."""
+
+    def __init__(self, uri: str, *, read_only: bool = False, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.uri = uri
-        with translated(f"connecting to {uri}"):
-            self.conn: Any = libvirt.openReadOnly(uri) if read_only else libvirt.open(uri)
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="libvirt")
+        opener = libvirt.openReadOnly if read_only else libvirt.open
+        try:
+            self.conn: Any = self._bounded(f"connecting to {uri}", lambda: opener(uri))
+        except BaseException:
+            self._pool.shutdown(wait=False)
+            raise
         self._lock = threading.Lock()
+
+    def _bounded(self, what: str, call: Callable[[], T]) -> T:
+        future = self._pool.submit(call)
+        try:
+            return future.result(timeout=self.timeout)
+        except FutureTimeout as exc:
+            raise BackendTimeout(BACKEND, f"{what}: libvirt did not answer within {self.timeout:g} s") from exc
+        except libvirt.libvirtError as exc:
+            raise BackendError(BACKEND, f"{what}: {exc.get_error_message() or exc}") from exc
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.conn.close()
+            self._bounded("closing the connection", self.conn.close)
+        self._pool.shutdown(wait=False)
 
     def __enter__(self) -> LibvirtSession:
         return self
@@ -83,11 +103,10 @@ class LibvirtSession:
         self.close()
 
     def hostname(self) -> str:
-        with translated("reading the hostname"):
-            return str(self.conn.getHostname())
+        return self._bounded("reading the hostname", lambda: str(self.conn.getHostname()))
 
     def domains(self) -> dict[str, DomainInfo]:
-        with translated("listing domains"):
+        def read() -> dict[str, DomainInfo]:
             result: dict[str, DomainInfo] = {}
             for dom in self.conn.listAllDomains(0):
                 state, _max_mem, memory, vcpus, _cpu = dom.info()
@@ -101,45 +120,80 @@ class LibvirtSession:
                 )
             return result
 
+        return self._bounded("listing domains", read)
+
     def _lookup(self, name: str) -> Any | None:
         """The domain of that name, None when there is none; other libvirt errors are raised."""
-        try:
-            return self.conn.lookupByName(name)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise BackendError(BACKEND, f"looking up domain {name}: {exc.get_error_message()}") from exc
+
+        def lookup() -> Any | None:
+            try:
+                return self.conn.lookupByName(name)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return None
+                raise
+
+        return self._bounded(f"looking up domain {name}", lookup)
 
     def domain_state(self, name: str) -> str | None:
         dom = self._lookup(name)
         if dom is None:
             return None
-        with translated(f"reading state of {name}"):
-            return _STATES.get(dom.state()[0], "unknown")
+        return self._bounded(f"reading state of {name}", lambda: _STATES.get(dom.state()[0], "unknown"))
 
     def domain_xml(self, name: str) -> str | None:
         dom = self._lookup(name)
         if dom is None:
             return None
-        with translated(f"reading XML of {name}"):
-            return str(dom.XMLDesc(0))
+        return self._bounded(f"reading XML of {name}", lambda: str(dom.XMLDesc(0)))
 
     def freeze_filesystems(self, name: str) -> GuestFreeze:
         """Freeze the guest's filesystems through its qemu-guest-agent; ``thaw_filesystems`` undoes it.
 
         Not frozen (and why) when the domain has no guest-agent channel or libvirt refuses.
         """
-        try:
-            dom = self.conn.lookupByName(name)
-            if GUEST_AGENT_CHANNEL not in dom.XMLDesc(0):
-                return GuestFreeze(None, has_agent=False, why_not="no qemu-guest-agent channel")
-            return GuestFreeze(int(dom.fsFreeze()), has_agent=True)
-        except libvirt.libvirtError as exc:
-            return GuestFreeze(None, has_agent=True, why_not=str(exc.get_error_message()))
+
+        def freeze() -> GuestFreeze:
+            try:
+                dom = self.conn.lookupByName(name)
+                if GUEST_AGENT_CHANNEL not in dom.XMLDesc(0):
+                    return GuestFreeze(None, has_agent=False, why_not="no qemu-guest-agent channel")
+                return GuestFreeze(int(dom.fsFreeze()), has_agent=True)
+            except libvirt.libvirtError as exc:
+                return GuestFreeze(None, has_agent=True, why_not=str(exc.get_error_message()))
+
+        return self._bounded(f"freezing the filesystems of {name}", freeze)
 
     def thaw_filesystems(self, name: str) -> None:
-        with translated(f"thawing the filesystems of {name}"):
-            self.conn.lookupByName(name).fsThaw()
+        self._bounded(f"thawing the filesystems of {name}", lambda: self.conn.lookupByName(name).fsThaw())
+
+    def suspend(self, name: str) -> bool:
+        """Pause a running domain (QEMU finishes its in-flight I/O first); False when it does not run here."""
+        dom = self._lookup(name)
+        if dom is None:
+            return False
+
+        def pause() -> bool:
+            if dom.state()[0] != libvirt.VIR_DOMAIN_RUNNING:
+                return False
+            dom.suspend()
+            return True
+
+        return self._bounded(f"pausing {name}", pause)
+
+    def resume(self, name: str) -> None:
+        self._bounded(f"resuming {name}", lambda: self.conn.lookupByName(name).resume())
+
+    def check_schema(self, xml_text: str) -> None:
+        """Check a domain definition against libvirt's schema, defining nothing (``virt-xml-validate``)."""
+        with tempfile.NamedTemporaryFile("w", suffix=".xml", prefix="vmconsole-") as handle:
+            handle.write(xml_text)
+            handle.flush()
+            result = run(["virt-xml-validate", handle.name, "domain"], timeout=self.timeout, backend=BACKEND)
+        if not result.ok:
+            lines = [line for line in (result.stderr + result.stdout).splitlines() if "fails to validate" not in line]
+            detail = "; ".join(line.replace(handle.name, "the domain XML") for line in lines if line.strip())
+            raise ValidationError(f"libvirt's schema refuses this domain definition: {detail}", field="xml")
 
     def validate_domain_xml(self, xml_text: str) -> None:
         """Have libvirt check a domain definition (schema and devices) without keeping it.
@@ -153,34 +207,44 @@ class LibvirtSession:
             element.text = probe_name
         for element in root.findall("uuid"):
             element.text = str(uuid.uuid4())
-        try:
-            dom = self.conn.defineXMLFlags(xmlsafe.tostring(root), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
-        except libvirt.libvirtError as exc:
-            raise ValidationError(
-                f"libvirt refuses this domain definition: {exc.get_error_message()}", field="xml"
-            ) from exc
-        with contextlib.suppress(libvirt.libvirtError):
-            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+
+        def define_and_drop() -> str | None:
+            try:
+                dom = self.conn.defineXMLFlags(xmlsafe.tostring(root), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+            except libvirt.libvirtError as exc:
+                return str(exc.get_error_message())
+            with contextlib.suppress(libvirt.libvirtError):
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            return None
+
+        refusal = self._bounded("checking the domain definition", define_and_drop)
+        if refusal is not None:
+            raise ValidationError(f"libvirt refuses this domain definition: {refusal}", field="xml")
 
     def undefine(self, name: str) -> bool:
         """Remove a persistent definition (a running transient domain is left alone)."""
-        try:
-            dom = self.conn.lookupByName(name)
-        except libvirt.libvirtError:
+        dom = self._lookup(name)
+        if dom is None:
             return False
-        with translated(f"undefining {name}"):
+
+        def drop() -> bool:
             if not dom.isPersistent():
                 return False
             dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
             return True
 
+        return self._bounded(f"undefining {name}", drop)
+
     def destroy(self, name: str) -> None:
-        with contextlib.suppress(libvirt.libvirtError):
-            self.conn.lookupByName(name).destroy()
+        dom = self._lookup(name)
+        if dom is not None:
+            with contextlib.suppress(BackendError):
+                self._bounded(f"destroying {name}", dom.destroy)
 
     def secret_uuid(self, usage: str) -> str | None:
         """UUID of the ceph secret with this usage name ('client.libvirt secret' on SEAPATH)."""
-        with translated(f"looking up secret {usage!r}"):
+
+        def lookup() -> str | None:
             try:
                 return str(self.conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_CEPH, usage).UUIDString())
             except libvirt.libvirtError as exc:
@@ -188,8 +252,12 @@ class LibvirtSession:
                     return None
                 raise
 
+        return self._bounded(f"looking up secret {usage!r}", lookup)
+
     def qemu_log_tail(self, name: str, lines: int = 40) -> list[str]:
         """Tail of /var/log/libvirt/qemu/<vm>.log on this host (the node libvirt runs on)."""
+        if "/" in name or name.startswith("."):
+            return []  # a name from the cluster never builds a path outside the log directory
         path = f"/var/log/libvirt/qemu/{name}.log"
         try:
             with open(path, "rb") as handle:

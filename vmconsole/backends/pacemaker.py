@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from lxml import etree
 
@@ -15,11 +17,12 @@ from vmconsole.backends import cib, crm_mon
 from vmconsole.backends.proc import Completed, run
 from vmconsole.config import PacemakerSection
 from vmconsole.domain import xmlsafe
-from vmconsole.domain.errors import BackendError
+from vmconsole.domain.errors import BackendError, ConflictError
 from vmconsole.domain.pacemaker_status import CrmMonSnapshot, OperationHistoryEntry
 from vmconsole.domain.primitive import PrimitiveConfig
 
 BACKEND = "pacemaker"
+CIB_OLD_DATA = 103  # cibadmin: "Update was older than existing configuration"
 
 
 def _xpath_literal(value: str) -> str:
@@ -91,9 +94,9 @@ class PacemakerClient:
         """The VM's primitive and constraints as they are now (``modify_configuration`` puts them back)."""
         return cib.vm_fragment(self.cib_xml(), vm)
 
-    def configuration_section(self) -> str:
-        """The whole configuration section as it is now (``replace_configuration`` puts it back)."""
-        return cib.configuration_text(self.cib_xml())
+    def vm_elements(self, vm: str, constraint_ids: set[str]) -> tuple[str | None, list[str]]:
+        """The VM's primitive and those of its constraints (by id) that exist now, as XML texts."""
+        return cib.vm_elements(self.cib_xml(), vm, constraint_ids)
 
     # ------------------------------------------------------------------ writing
     def modify_configuration(self, xml_text: str) -> None:
@@ -105,17 +108,57 @@ class PacemakerClient:
         """``modify_configuration`` of a ``<configuration>`` fragment built by the domain's builders."""
         self.modify_configuration(etree.tostring(fragment, encoding="unicode"))
 
-    def replace_vm(self, vm: str, primitive: etree._Element, constraints: list[etree._Element]) -> bool:
-        """Replace the VM's primitive and its own constraints in one transaction; False when it has none."""
-        configuration = cib.with_vm_replaced(self.cib_xml(), vm, primitive, constraints)
-        if configuration is None:
-            return False
-        self.replace_configuration(configuration)
-        return True
+    def update_vm(
+        self,
+        vm: str,
+        primitive: etree._Element,
+        remove_ids: set[str],
+        add: list[etree._Element],
+        *,
+        tries: int = 10,
+    ) -> bool:
+        """Change only the VM's elements (its primitive; the constraints of ``remove_ids`` out, ``add``
+        in) in one CIB patch that applies to the CIB as read or not at all. A status update between the
+        read and the patch makes it read again; the VM's own elements changed by someone else
+        meanwhile make it fail (ConflictError), never vanish. False when the VM has no primitive."""
+        for _ in range(tries):
+            before = self.cib_xml()
+            after = cib.with_vm_elements(before, vm, primitive, remove_ids, add)
+            if after is None:
+                return False
+            if self._patch(before, after):
+                return True
+        raise ConflictError(
+            f"the CIB kept changing while {vm}'s primitive was being updated ({tries} tries)",
+            hint="try again when the cluster is quieter",
+        )
 
-    def replace_configuration(self, xml_text: str) -> None:
-        """Replace the whole configuration section in one CIB transaction."""
-        self._run([self.config.cibadmin, "--replace", "--scope", "configuration", "--xml-pipe"], input_text=xml_text)
+    def restore_vm(self, vm: str, primitive: str, remove_ids: set[str], constraints: list[str]) -> bool:
+        """Put back the VM's elements saved by ``vm_elements`` (the undo of ``update_vm``)."""
+        return self.update_vm(
+            vm,
+            xmlsafe.parse(primitive, what="saved primitive"),
+            remove_ids,
+            [xmlsafe.parse(c, what="saved constraint") for c in constraints],
+        )
+
+    def _patch(self, before: str, after: str) -> bool:
+        """Apply the difference between two CIB documents; False when the CIB is no longer ``before``."""
+        with tempfile.TemporaryDirectory(prefix="vmconsole-cib-") as directory:
+            old, new = Path(directory, "before.xml"), Path(directory, "after.xml")
+            old.write_text(before)
+            new.write_text(after)
+            diff = self._run([self.config.crm_diff, "--original", str(old), "--new", str(new)], check=False)
+            if diff.returncode not in (0, 1) or not diff.stdout.strip():
+                raise BackendError(BACKEND, f"crm_diff failed: {diff.error_text()}")
+            patch = Path(directory, "patch.xml")
+            patch.write_text(diff.stdout)
+            result = self._run([self.config.cibadmin, "--patch", "--xml-file", str(patch)], check=False)
+        if result.ok:
+            return True
+        if result.returncode == CIB_OLD_DATA:
+            return False
+        raise BackendError(BACKEND, f"cibadmin --patch failed: {result.error_text()}")
 
     def delete_vm(self, vm: str) -> None:
         """Remove a VM's primitive and every constraint naming it, in one CIB transaction."""

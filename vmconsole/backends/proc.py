@@ -8,6 +8,7 @@ import re
 import select
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -85,6 +86,7 @@ class LongRun:
     returncode: int
     error_lines: tuple[str, ...]
     cancelled: bool = False
+    stalled: bool = False  # killed: no progress for longer than it was allowed
 
     @property
     def last_error(self) -> str:
@@ -98,12 +100,15 @@ def follow_progress(
     percent: re.Pattern[bytes],
     report: Callable[[float], None],
     cancelled: Callable[[], bool],
+    stall_after: float | None = None,
 ) -> LongRun:
     """Run a long copy (``qemu-img convert -p``, ``rbd deep cp``) and report the percent it prints.
 
     ``percent`` finds the percentage in what the tool writes on ``progress_on`` ("stdout" or
     "stderr"); ``report`` gets each new value. The child dies with vmconsole, and is killed as soon as
     ``cancelled()`` says so (or ``report`` raises), so a cancelled task never leaves a copy running.
+    A copy whose percent does not move for ``stall_after`` seconds is killed too (``stalled``): a
+    sick cluster must not hold a task, and its locks, forever.
     """
     proc = subprocess.Popen(
         list(argv),
@@ -117,12 +122,18 @@ def follow_progress(
     progress_stream = proc.stdout if progress_on == "stdout" else proc.stderr
     errors = b""
     tail = b""
+    last: float | None = None
+    moved = time.monotonic()
     try:
         while streams:
             if cancelled():
                 proc.kill()
                 proc.wait()
                 return LongRun(proc.returncode, (), cancelled=True)
+            if stall_after is not None and time.monotonic() - moved > stall_after:
+                proc.kill()
+                proc.wait()
+                return LongRun(proc.returncode, (), stalled=True)
             ready, _, _ = select.select(streams, [], [], 0.2)
             for stream in ready:
                 chunk = os.read(stream.fileno(), 4096)
@@ -135,7 +146,10 @@ def follow_progress(
                     tail = (tail + chunk)[-256:]
                     found = percent.findall(tail)
                     if found:
-                        report(float(found[-1]))
+                        value = float(found[-1])
+                        if value != last:
+                            last, moved = value, time.monotonic()
+                        report(value)
         proc.wait()
     finally:
         if proc.poll() is None:

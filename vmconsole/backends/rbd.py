@@ -339,9 +339,14 @@ class RbdSession:
             percent=_DEEP_COPY_PROGRESS,
             report=lambda percent: progress(size * int(percent) // 100, size),
             cancelled=cancelled,
+            stall_after=ceph.copy_stall_timeout,
         )
         if copy.cancelled:
             return False
+        if copy.stalled:
+            raise BackendTimeout(
+                BACKEND, f"copy of {source} made no progress for {ceph.copy_stall_timeout:g} s: stopped"
+            )
         if copy.returncode != 0:
             raise BackendError(BACKEND, f"copy of {source} failed: {copy.last_error}")
         progress(size, size)

@@ -6,14 +6,15 @@ so that ``recover`` can undo a task whose process was killed), and the append-on
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
+import pwd
 import socket
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vmconsole.backends.rbd import RbdSession
@@ -28,9 +29,29 @@ LEASE_SECONDS = 30
 RENEW_EVERY = 10.0
 
 
+NO_LOGIN_UID = 4294967295  # /proc/self/loginuid of a process with no login session
+
+
+def real_user() -> str:
+    """Who runs this, for the audit trail: the login user the kernel recorded, else sudo's caller when
+    sudo's own record agrees, else the account of the real uid; never an environment variable alone."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        login_uid = int(Path("/proc/self/loginuid").read_text().strip())
+        if login_uid != NO_LOGIN_UID:
+            return pwd.getpwuid(login_uid).pw_name
+    sudo_user, sudo_uid = os.environ.get("SUDO_USER"), os.environ.get("SUDO_UID")
+    if sudo_user and sudo_uid and os.getuid() == 0:
+        with contextlib.suppress(KeyError, ValueError):
+            if pwd.getpwnam(sudo_user).pw_uid == int(sudo_uid):
+                return sudo_user
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid{os.getuid()}"
+
+
 def who() -> str:
-    user = os.environ.get("SUDO_USER") or getpass.getuser()
-    return f"{user}@{socket.gethostname()}"
+    return f"{real_user()}@{socket.gethostname()}"
 
 
 def now_iso() -> str:
@@ -44,6 +65,8 @@ class Journal:
         self.session = session
         self.holder = holder or who()
         self._journal_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._leases: dict[str, list[str]] = {}  # task id -> lock objects it holds now
 
     # ------------------------------------------------------------------ locks
     def _holder_record(self, task: Task) -> bytes:
@@ -66,29 +89,40 @@ class Journal:
 
     def acquire(self, vm: str, task: Task) -> None:
         """Take the lock of one VM for ``task``, or raise LockedError saying who holds it."""
-        oid = naming.lock_object(vm)
+        self.acquire_object(naming.lock_object(vm), vm, task)
+
+    def acquire_object(self, oid: str, vm: str | None, task: Task) -> None:
         if not self.session.lock_exclusive(oid, LOCK_NAME, task.task_id, task.operation, LEASE_SECONDS):
-            holder = self.lock_holder(vm) or {}
+            holder = (self.lock_holder(vm) if vm else None) or {}
             raise LockedError(
-                f"{vm} is locked by {holder.get('holder', 'another vmconsole')}"
+                f"{vm or oid} is locked by {holder.get('holder', 'another vmconsole')}"
                 f" ({holder.get('operation', 'an operation')}) since {holder.get('since', '?')}",
                 hint="wait for it to finish; a lock of a dead process frees itself within "
                 f"{LEASE_SECONDS} s, or `vmconsole lock break {vm}`",
             )
-        self.session.omap_set(oid, {"holder": self._holder_record(task)})
+        if vm is not None:
+            self.session.omap_set(oid, {"holder": self._holder_record(task)})
 
     @contextmanager
     def locked(self, task: Task, vms: list[str] | None = None) -> Iterator[None]:
-        vms = sorted(set(vms if vms is not None else (task.locks or ([task.vm] if task.vm else []))))
+        """The locks of the task's VMs (and, for the whole run, the task's own lease) while the block runs."""
+        names = sorted(set(vms if vms is not None else (task.locks or ([task.vm] if task.vm else []))))
+        wanted: list[tuple[str, str | None]] = [(naming.lock_object(vm), vm) for vm in names]
+        with self._state_lock:
+            first = task.task_id not in self._leases
+        if first:
+            wanted.insert(0, (naming.task_lock_object(task.task_id), None))
         cookie = task.task_id
         taken: list[str] = []
         try:
-            for vm in vms:
-                self.acquire(vm, task)
-                taken.append(vm)
+            for oid, vm in wanted:
+                self.acquire_object(oid, vm, task)
+                taken.append(oid)
         except BaseException:
             self._release(taken, cookie)
             raise
+        with self._state_lock:
+            self._leases.setdefault(task.task_id, []).extend(taken)
         stop = threading.Event()
         keeper = threading.Thread(
             target=self._renew, args=(taken, task, stop), name=f"lock-{task.task_id}", daemon=True
@@ -99,7 +133,39 @@ class Journal:
         finally:
             stop.set()
             keeper.join(timeout=5)
+            with self._state_lock:
+                held = self._leases.get(task.task_id, [])
+                for oid in taken:
+                    if oid in held:
+                        held.remove(oid)
+                if not held:
+                    self._leases.pop(task.task_id, None)
             self._release(taken, cookie)
+
+    def check_leases(self, task: Task) -> None:
+        """Raise LockedError when another holder took one of the task's locks (our lease ran out while
+        this process was stalled): a task never goes on acting without its locks."""
+        with self._state_lock:
+            held = list(self._leases.get(task.task_id, []))
+        for oid in held:
+            if not self.session.lock_exclusive(oid, LOCK_NAME, task.task_id, task.operation, LEASE_SECONDS):
+                raise LockedError(
+                    f"{task.operation} lost its lock {oid} to another holder; it stops here",
+                    hint="what it had done is undone; check the VM before trying again",
+                )
+
+    def task_alive(self, task_id: str) -> bool:
+        """Is the task still running anywhere? Its lease says, on the cluster's own clock: a live task
+        renews it every few seconds; the lease of a dead one ran out (within LEASE_SECONDS)."""
+        oid = naming.task_lock_object(task_id)
+        probe = f"probe-{os.getpid()}-{threading.get_ident()}"
+        if not self.session.lock_exclusive(oid, LOCK_NAME, probe, "liveness probe", 1):
+            return True
+        with contextlib.suppress(VmConsoleError):
+            self.session.unlock(oid, LOCK_NAME, probe)
+        with contextlib.suppress(VmConsoleError):
+            self.session.remove_object(oid)
+        return False
 
     def break_lock(self, vm: str, *, cookie: str | None = None) -> list[str]:
         """Break the lock of ``vm`` (only the holder with ``cookie`` when given); return what was broken."""
@@ -114,24 +180,25 @@ class Journal:
             self.session.omap_remove(oid, ["holder"])
         return broken
 
-    def _renew(self, vms: list[str], task: Task, stop: threading.Event) -> None:
-        """Renew the lock leases and refresh the journal entry (a heartbeat other hosts can read)."""
+    def _renew(self, oids: list[str], task: Task, stop: threading.Event) -> None:
+        """Renew the leases and refresh the journal entry (a heartbeat people can read)."""
         while not stop.wait(RENEW_EVERY):
-            for vm in vms:
+            for oid in oids:
                 # a failed renewal is retried at the next tick: the lease is 3 renewals long
                 with contextlib.suppress(VmConsoleError):
-                    self.session.lock_exclusive(
-                        naming.lock_object(vm), LOCK_NAME, task.task_id, task.operation, LEASE_SECONDS
-                    )
+                    self.session.lock_exclusive(oid, LOCK_NAME, task.task_id, task.operation, LEASE_SECONDS)
             with contextlib.suppress(VmConsoleError):
                 self.update(task, heartbeat=True)
 
-    def _release(self, vms: list[str], cookie: str) -> None:
-        for vm in vms:
-            oid = naming.lock_object(vm)
+    def _release(self, oids: list[str], cookie: str) -> None:
+        for oid in oids:
             try:
-                self.session.omap_remove(oid, ["holder"])
-                self.session.unlock(oid, LOCK_NAME, cookie)
+                if oid.startswith(naming.TASK_LOCK_PREFIX):
+                    self.session.unlock(oid, LOCK_NAME, cookie)
+                    self.session.remove_object(oid)
+                else:
+                    self.session.omap_remove(oid, ["holder"])
+                    self.session.unlock(oid, LOCK_NAME, cookie)
             except VmConsoleError:
                 pass  # the lease expires by itself
 

@@ -131,6 +131,7 @@ def plan_node_standby(services: Services, node: str, standby: bool, *, wait: flo
 
     def undo(ctx: StepContext) -> None:
         services.pacemaker.set_standby(node, not standby)
+        services.pacemaker.wait_idle(min(wait, 300))  # the VMs settle back where they were
 
     verb = "standby" if standby else "online"
     return Task(

@@ -10,30 +10,29 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from datetime import UTC, datetime
 from typing import Any
 
+from vmconsole.core.journal import Journal
 from vmconsole.core.services import Services
-from vmconsole.core.steps import stop_and_delete, undo_swap
+from vmconsole.core.snapshots.instant import FROZEN, PAUSED, release_guest
+from vmconsole.core.snapshots.rollback import put_back_rollback_record
+from vmconsole.core.steps import START_WAIT, stop_and_delete, undo_swap
 from vmconsole.core.tasks import Step, Task
+from vmconsole.core.vms.build import GROUPS_MADE, IMAGES_INTENDED, IMAGES_MADE, NAMES_CHECKED
+from vmconsole.core.vms.clone import CLONE_SNAPSHOTS
 from vmconsole.domain import naming
 from vmconsole.domain.errors import ConflictError, NotFoundError, VmConsoleError
+from vmconsole.domain.model import VmStatus
 
 SAME_HOST = socket.gethostname()
 
 
-HEARTBEAT_GRACE = 45.0  # a running task refreshes its journal entry every 10 s
-
-
-def _alive(entry: dict[str, Any]) -> bool:
-    """Is the task's process still running? By its PID on this host, by its heartbeat elsewhere."""
+def _alive(journal: Journal, entry: dict[str, Any]) -> bool:
+    """Is the task's process still running? By its PID on this host; elsewhere by its lease, which a
+    live task renews and a dead one lets run out (the cluster's clock, not this host's, decides)."""
     holder = str(entry.get("holder", ""))
     if not holder.endswith(f"@{SAME_HOST}"):
-        try:
-            updated = datetime.fromisoformat(str(entry.get("updated")))
-        except ValueError:
-            return False
-        return (datetime.now(UTC) - updated).total_seconds() < HEARTBEAT_GRACE and entry.get("state") == "running"
+        return journal.task_alive(str(entry.get("task", "")))
     pid = entry.get("pid")
     if not isinstance(pid, int):
         return False
@@ -44,11 +43,19 @@ def _alive(entry: dict[str, Any]) -> bool:
         return False
 
 
+def _finished(entry: dict[str, Any]) -> bool:
+    """The task ended well (only its journal entry survived): there is nothing to undo."""
+    steps = entry.get("steps") or []
+    return entry.get("state") == "finished" or (bool(steps) and set(steps) <= set(entry.get("done") or []))
+
+
 def incomplete_tasks(services: Services) -> list[dict[str, Any]]:
     """Journal entries of tasks that are not running any more (their process is gone)."""
+    journal = services.journal
     entries = []
-    for entry in services.journal.entries():
-        entry["alive"] = _alive(entry)
+    for entry in journal.entries():
+        entry["alive"] = _alive(journal, entry)
+        entry["finished"] = _finished(entry)
         if entry["alive"] and entry.get("pid") == os.getpid():
             continue
         entries.append(entry)
@@ -56,6 +63,7 @@ def incomplete_tasks(services: Services) -> list[dict[str, Any]]:
 
 
 def forget(services: Services, task_id: str) -> None:
+    services.require_writable(f"forgetting task {task_id}")
     journal = services.journal
     if not any(e.get("task") == task_id for e in journal.entries()):
         raise NotFoundError(f"no journal entry {task_id!r}", field="task")
@@ -68,7 +76,12 @@ def undo_task(services: Services, task_id: str) -> dict[str, Any]:
     entry = next((e for e in journal.entries() if e.get("task") == task_id), None)
     if entry is None:
         raise NotFoundError(f"no journal entry {task_id!r}", field="task")
-    if _alive(entry):
+    if _finished(entry):
+        raise ConflictError(
+            f"task {task_id} ({entry.get('operation')}) finished: there is nothing to undo",
+            hint=f"`vmconsole recover {task_id} --forget` drops its journal entry",
+        )
+    if _alive(journal, entry):
         raise ConflictError(f"task {task_id} is still running (pid {entry.get('pid')})")
     vm = entry.get("vm")
     data: dict[str, Any] = dict(entry.get("data") or {})
@@ -92,7 +105,8 @@ def undo_task(services: Services, task_id: str) -> dict[str, Any]:
     )
     services.run(task)
     journal.remove(task_id)
-    message = f"task {task_id} undone: " + ("; ".join(actions) if actions else "it had changed nothing")
+    verb = "finished (it had passed its point of no return)" if data.get("_no_return") else "undone"
+    message = f"task {task_id} {verb}: " + ("; ".join(actions) if actions else "it had changed nothing")
     return {"task": task_id, "actions": actions, "message": message}
 
 
@@ -105,12 +119,13 @@ def lock_status(services: Services, vm: str) -> dict[str, Any]:
         "locked": bool(lockers),
         "holder": holder,
         "lockers": lockers,
-        "holder_alive": _alive(holder) if holder else None,
+        "holder_alive": _alive(journal, holder) if holder else None,
     }
 
 
 def break_lock(services: Services, vm: str, *, force: bool = False) -> list[str]:
     """Break a VM's lock when its holder is dead (a holder on another host needs ``force``)."""
+    services.require_writable(f"breaking the lock of {vm}")
     status = lock_status(services, vm)
     if not status["locked"]:
         raise ConflictError(f"{vm} is not locked")
@@ -131,32 +146,77 @@ def break_lock(services: Services, vm: str, *, force: bool = False) -> list[str]
 
 
 def _undo(services: Services, vm: str | None, operation: str, data: dict[str, Any], args: dict[str, Any]) -> list[str]:
-    actions: list[str] = []
+    """Undo what a dead task made, from what it recorded; past its point of no return, finish it."""
+    actions = _release_guest(services, data)
+    if data.get("_no_return"):
+        return actions + _finish(services, vm, operation, data, args)
     rbd = services.rbd
-    primitives = services.primitives()
-    if data.get("enabled") and vm and vm in primitives:
+    if data.get("enabled") and vm and vm in services.primitives():
         stop_and_delete(services, vm, None)
         actions.append(f"removed the primitive of {vm}")
-    if vm and (data.get("swap_new_in") or data.get("swap_old_moved")):
+    if vm and data.get("swap_renames"):
         undo_swap(services, vm, data)
         actions.append(f"put the previous {vm} back")
     saved = data.get("disabled_saved")
     # never re-enable a VM that is gone, or one whose disks a partial rollback left inconsistent
-    if (
-        saved
-        and vm
-        and vm not in services.primitives()
-        and rbd.group_exists(vm)
-        and not data.get("rolled_back_partially")
-    ):
+    if saved and vm and data.get("disabled") and vm not in services.primitives() and rbd.group_exists(vm):
         services.pacemaker.modify_configuration(saved)
         if data.get("disabled_was_running"):
             services.pacemaker.set_target_role(vm, "Started")
+            services.wait_status(vm, {VmStatus.STARTED}, START_WAIT)
         actions.append(f"re-enabled {vm}")
-    group = data.get("group_created")
-    images = [*data.get("created_images", []), *data.get("copied_images", []), *data.get("cloned", [])]
-    for image in images:
-        if group:
+    if data.get("saved_primitive") and data.get("primitive_rewritten") and vm:
+        services.pacemaker.restore_vm(
+            vm, data["saved_primitive"], set(data["added_constraints"]), data["saved_constraints"]
+        )
+        actions.append(f"put the previous primitive of {vm} back")
+    if data.get("metadata_before") is not None and vm:
+        image = naming.system_image(vm)
+        before: dict[str, str] = data["metadata_before"]
+        rbd.metadata_remove(image, [k for k in rbd.metadata(image) if k not in before])
+        rbd.metadata_set_many(image, before)
+        actions.append(f"put the previous configuration of {vm} back")
+    actions += _remove_made(services, vm, operation, data)
+    if operation.startswith("snapshot-rollback") and vm:
+        # a safety snapshot is a net: it stays, with its record; --undo points where it pointed before
+        put_back_rollback_record(services, vm, data)
+        recorded = data.get("recorded")
+        if recorded and recorded not in rbd.group_snapshots(vm):
+            rbd.omap_remove(naming.snapshot_records_object(vm), [recorded])  # a record of no snapshot
+        if data.get("snapshot_taken"):
+            actions.append(f"kept the safety snapshot {data['snapshot_taken']} of {vm}")
+        return actions
+    snap = data.get("snapshot_taken")
+    if snap and vm and snap in rbd.group_snapshots(vm):
+        rbd.group_snap_remove(vm, snap)
+        actions.append(f"removed snapshot {snap} of {vm}")
+    if data.get("recorded") and vm:
+        rbd.omap_remove(naming.snapshot_records_object(vm), [data["recorded"]])
+    return actions
+
+
+def _release_guest(services: Services, data: dict[str, Any]) -> list[str]:
+    """A guest the dead task froze or paused runs freely again, first of all."""
+    paused, frozen = data.get(PAUSED), data.get(FROZEN)
+    if not (paused or frozen):
+        return []
+    return release_guest(services, str(paused or frozen), paused=bool(paused), frozen=bool(frozen))
+
+
+def _remove_made(services: Services, vm: str | None, operation: str, data: dict[str, Any]) -> list[str]:
+    """Images, snapshots and groups the task made, and those it was making under names it had checked
+    free under its lock (a kill between a create and its record)."""
+    rbd = services.rbd
+    actions: list[str] = []
+    checked = bool(data.get(NAMES_CHECKED))
+    made = [*data.get(IMAGES_MADE, []), *data.get("cloned", [])]
+    if checked:
+        made += [*data.get(IMAGES_INTENDED, []), *data.get("copied_images", [])]
+    groups = list(data.get(GROUPS_MADE, []))
+    if checked and data.get("group_created"):
+        groups.append(data["group_created"])
+    for image in dict.fromkeys(made):
+        for group in groups:
             with contextlib.suppress(VmConsoleError):
                 rbd.group_remove_image(group, image)
         try:
@@ -164,18 +224,70 @@ def _undo(services: Services, vm: str | None, operation: str, data: dict[str, An
             actions.append(f"deleted image {image}")
         except NotFoundError:
             pass
-    if group and rbd.group_exists(group) and not (group == vm and operation not in ("create", "clone")):
+    for group in dict.fromkeys(groups):
+        if not rbd.group_exists(group):
+            continue
         leftover = rbd.group_images(group)
-        if not leftover:
-            rbd.remove_group(group)
-            actions.append(f"deleted group {group}")
-        else:
+        if leftover:
             actions.append(f"kept group {group}: it still holds {', '.join(leftover)}")
-    for source_image in data.get("base_created", []):
-        with contextlib.suppress(VmConsoleError):
-            rbd.image_snap_remove(source_image, data["base_snapshot"])
-            actions.append(f"removed snapshot {source_image}@{data['base_snapshot']}")
-    if operation in ("create", "clone") and vm:
-        with contextlib.suppress(VmConsoleError):
-            rbd.remove_object(naming.snapshot_records_object(str(group or vm)))
+            continue
+        rbd.remove_group(group)
+        actions.append(f"deleted group {group}")
+        if operation in ("create", "clone", "import"):
+            with contextlib.suppress(VmConsoleError):
+                rbd.remove_object(naming.snapshot_records_object(group))
+    for key, snapshot_key in (("base_created", "base_snapshot"), (CLONE_SNAPSHOTS, "clone_snapshot")):
+        for image in data.get(key, []):
+            with contextlib.suppress(VmConsoleError):
+                rbd.image_snap_remove(image, data[snapshot_key])
+                actions.append(f"removed snapshot {image}@{data[snapshot_key]}")
+    for image in data.get("base_protected", []):
+        if image not in data.get("base_created", []):
+            with contextlib.suppress(VmConsoleError):
+                rbd.image_snap_protect(image, data["base_snapshot"], False)
+                actions.append(f"unprotected {image}@{data['base_snapshot']}")
+    return actions
+
+
+def _finish(
+    services: Services, vm: str | None, operation: str, data: dict[str, Any], args: dict[str, Any]
+) -> list[str]:
+    """A task killed past its point of no return: what it made is kept, what it had left is done."""
+    rbd = services.rbd
+    actions: list[str] = []
+    old = data.get("swap_old")
+    if old and rbd.group_exists(old):
+        for snapshot in rbd.group_snapshots(old):
+            rbd.group_snap_remove(old, snapshot)
+        for image in rbd.group_images(old):
+            rbd.group_remove_image(old, image)
+            rbd.remove_image(image)
+        rbd.remove_group(old)
+        actions.append(f"finished deleting the replaced {vm} ({old})")
+    if operation == "remove" and vm:
+        for snapshot in rbd.group_snapshots(vm) if rbd.group_exists(vm) else []:
+            rbd.group_snap_remove(vm, snapshot)
+        for image in args.get("images", []):
+            if rbd.group_exists(vm) and image in rbd.group_images(vm):
+                rbd.group_remove_image(vm, image)
+            with contextlib.suppress(NotFoundError):
+                rbd.remove_image(image)
+        if rbd.group_exists(vm):
+            rbd.remove_group(vm)
+        rbd.remove_object(naming.snapshot_records_object(vm))
+        actions.append(f"finished removing {vm}")
+    if operation.startswith("snapshot-rollback") and vm:
+        if data.get("rolled_back_partially"):
+            actions.append(
+                f"{vm} stays disabled: its disks may be partly rolled back; finish with "
+                f"`vmconsole snapshot rollback {vm} {args.get('snapshot')} --no-safety` or `--undo`"
+            )
+        elif data.get("disabled_saved") and vm not in services.primitives() and rbd.group_exists(vm):
+            services.pacemaker.modify_configuration(data["disabled_saved"])
+            if data.get("disabled_was_running"):
+                services.pacemaker.set_target_role(vm, "Started")
+                services.wait_status(vm, {VmStatus.STARTED}, START_WAIT)
+            actions.append(f"{vm} is rolled back to {args.get('snapshot')} and enabled again as it was")
+    if operation in ("create", "clone", "import") and vm and not actions:
+        actions.append(f"kept {vm}: it was built; enable or remove it (`vmconsole vm enable|remove {vm}`)")
     return actions

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -22,7 +22,7 @@ from vmconsole.core.journal import Journal
 from vmconsole.core.state import StateReader, build_vm, read_ceph
 from vmconsole.core.tasks import Listener, Task, TaskResult, TaskRunner
 from vmconsole.domain import naming
-from vmconsole.domain.errors import BackendTimeout, NotFoundError, OperationFailed, VmConsoleError
+from vmconsole.domain.errors import BackendTimeout, NotFoundError, OperationFailed, ReadOnlyError, VmConsoleError
 from vmconsole.domain.model import ClusterState, VmState, VmStatus
 from vmconsole.domain.pacemaker_status import CrmMonSnapshot
 from vmconsole.domain.primitive import PrimitiveConfig
@@ -40,8 +40,12 @@ def watch_lifecycle(uri: str, on_event: Callable[[str, str], None], stop: thread
 
 
 class Services:
-    def __init__(self, config: Config, listener: Listener | None = None) -> None:
+    """``read_only``: why this session may not change the cluster (None: it may). Every mutation goes
+    through ``run`` or ``require_writable`` and is refused with that reason, whichever face asked."""
+
+    def __init__(self, config: Config, listener: Listener | None = None, *, read_only: str | None = None) -> None:
         self.config = config
+        self.read_only = read_only
         self.pacemaker = PacemakerClient(config.pacemaker)
         self.listener = listener
         self.ceph = CephConnection(config.ceph)
@@ -53,7 +57,7 @@ class Services:
         return self.ceph.session()
 
     def libvirt(self) -> LibvirtSession:
-        return LibvirtSession(self.config.libvirt.uri)
+        return LibvirtSession(self.config.libvirt.uri, timeout=self.config.libvirt.timeout)
 
     def close(self) -> None:
         self.reader.close()
@@ -67,7 +71,12 @@ class Services:
     def runner(self, listener: Listener | None = None) -> TaskRunner:
         return TaskRunner(self.rbd, listener or self.listener)
 
+    def require_writable(self, what: str) -> None:
+        if self.read_only is not None:
+            raise ReadOnlyError(f"{what} refused: this session is read-only ({self.read_only})")
+
     def run(self, task: Task, cancel: threading.Event | None = None, listener: Listener | None = None) -> TaskResult:
+        self.require_writable(task.description or task.operation)
         return self.runner(listener).run(task, cancel)
 
     # ------------------------------------------------------------------ reading
@@ -158,23 +167,44 @@ class Services:
         text = " / ".join(line.strip() for line in raw.splitlines() if line.strip())
         return f"Pacemaker says: {text[:300]}" if text else "check its constraints (colocation, location)"
 
-    def wait_disks_released(self, name: str, timeout: float, tick: Callable[[], None] | None = None) -> None:
-        """Wait until no client (QEMU, on any node) still has the VM's system disk open."""
-        deadline = time.monotonic() + timeout
-        image = naming.system_image(name)
-        while True:
+    def disk_users(self, images: Sequence[str]) -> dict[str, list[str]]:
+        """Image -> the clients (QEMU on some node, a mapping, another tool) that have it open now."""
+        users: dict[str, list[str]] = {}
+        for image in images:
             try:
                 watchers = self.rbd.watchers(image)
             except NotFoundError:
-                return
-            if not watchers:
+                continue
+            if watchers:
+                users[image] = watchers
+        return users
+
+    def wait_disks_released(
+        self,
+        name: str,
+        timeout: float,
+        tick: Callable[[], None] | None = None,
+        images: Sequence[str] | None = None,
+    ) -> None:
+        """Wait until no client (QEMU, on any node) still has any of the VM's disks open."""
+        deadline = time.monotonic() + timeout
+        wanted = list(images) if images is not None else self._vm_disks(name)
+        while True:
+            users = self.disk_users(wanted)
+            if not users:
                 return
             if time.monotonic() > deadline:
+                held = "; ".join(f"{image} by {', '.join(clients)}" for image, clients in sorted(users.items()))
                 raise BackendTimeout(
                     "ceph",
-                    f"{image} is still open by {', '.join(watchers)} after {timeout:g} s",
-                    hint="the VM's QEMU is still running somewhere",
+                    f"still open after {timeout:g} s: {held}",
+                    hint="the VM's QEMU (or another client) is still running somewhere",
                 )
             if tick:
                 tick()
             time.sleep(POLL)
+
+    def _vm_disks(self, name: str) -> list[str]:
+        images = set(self.rbd.group_images(name)) if self.rbd.group_exists(name) else set()
+        images.add(naming.system_image(name))
+        return sorted(images, key=lambda i: naming.disk_order(name, i))

@@ -8,6 +8,7 @@ does not answer makes the state partial (with the reason), never makes the calle
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -50,14 +51,30 @@ class PacemakerPart:
     cluster_name: str | None
 
 
+# what vm_manager accepts as a VM name; a group named otherwise is shown, never used to build a path
+_VM_NAME_AS_STORED = re.compile(r"[A-Za-z0-9]+")
+INVALID_RECORD = "_invalid"  # a record vmconsole cannot read: kept out, and said on the VM
+
+
 def read_snapshot_records(session: RbdSession, vm: str) -> dict[str, dict[str, Any]]:
+    """vmconsole's records of the VM's snapshots. One that cannot be read (another version's, a
+    damaged one) is replaced by ``{INVALID_RECORD: why}``: it marks that VM, never breaks a listing."""
     raw = session.omap_get(naming.snapshot_records_object(vm))
     records: dict[str, dict[str, Any]] = {}
     for name, value in raw.items():
         try:
-            records[name] = dict(json.loads(value))
-        except (ValueError, TypeError):
+            record = json.loads(value)
+        except ValueError:
+            records[name] = {INVALID_RECORD: "not JSON"}
             continue
+        config = record.get("config", {}) if isinstance(record, dict) else None
+        if not isinstance(record, dict) or not isinstance(config, dict):
+            records[name] = {INVALID_RECORD: "not a record"}
+            continue
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
+            records[name] = {INVALID_RECORD: "its configuration is not text"}
+            continue
+        records[name] = record
     return records
 
 
@@ -302,6 +319,11 @@ def build_vm(vm: str, ceph: CephPart | None, pcmk: PacemakerPart | None) -> VmSt
             uuid = domain_uuid(metadata["xml"])
         except VmConsoleError as exc:
             problems.append(f"stored xml: {exc}")
+    if not _VM_NAME_AS_STORED.fullmatch(vm):
+        problems.append("its name is not a VM name (letters and digits): vmconsole shows it but does not act on it")
+    for snapshot, record in (ceph.records.get(vm, {}) if ceph else {}).items():
+        if INVALID_RECORD in record:
+            problems.append(f"vmconsole's record of snapshot {snapshot!r} is unreadable ({record[INVALID_RECORD]})")
     if pcmk is not None and primitive is None and vm in pcmk.primitives:
         problems.append("a Pacemaker resource of this name is not an ocf:seapath:VirtualDomain")
     failures = resource.failures if resource else ()

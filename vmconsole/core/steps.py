@@ -1,18 +1,21 @@
 """The step builders that several operations share: enable a VM (its primitive and constraints in one
 CIB transaction), disable it (stop, wait for its disks, delete the primitive, put it back on undo),
-and swap a fully built replacement in place of a VM.
+swap a fully built replacement in place of a VM, and the checks every plan repeats under its locks.
+
+Every undo here acts on what its step recorded once it had made it, never on a name alone: a
+primitive, image or group that existed before the task is never touched by its compensation.
 """
 
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from vmconsole.core.services import Services
 from vmconsole.core.tasks import Step, StepContext
 from vmconsole.domain import naming, validate
-from vmconsole.domain.errors import ConflictError, NotFoundError
+from vmconsole.domain.errors import ConflictError, NotFoundError, ValidationError
 from vmconsole.domain.model import VmStatus
 from vmconsole.domain.primitive_builder import ColocationSpec, PrimitiveSpec, build_enable_fragment
 from vmconsole.domain.settings import VmSettings
@@ -20,6 +23,10 @@ from vmconsole.domain.units import duration_seconds
 
 START_WAIT = 150.0  # the primitive's start op timeout (120 s) plus the scheduler's own delays
 SETTLE_MARGIN = 30.0
+
+# The only crm configure verbs a VM's stored extra configuration may replay: constraints. Anything
+# else (a primitive, a property, `delete`...) is a command, not a setting of this VM.
+CRM_CONFIG_VERBS = frozenset({"location", "colocation", "order"})
 
 
 def require_vm(services: Services, vm: str) -> None:
@@ -56,6 +63,19 @@ def primitive_spec(
     )
 
 
+def check_crm_config_cmd(lines: Iterable[str], field: str = "crm_config_cmd") -> None:
+    """Stored extra configuration is data: each line must be one constraint (location, colocation,
+    order), never another crm configure command."""
+    for line in lines:
+        verb = line.split(maxsplit=1)[0] if line.strip() else ""
+        if verb not in CRM_CONFIG_VERBS:
+            raise ValidationError(
+                f"{validate.show(line)} is not a constraint; only {', '.join(sorted(CRM_CONFIG_VERBS))}"
+                " lines are replayed",
+                field=field,
+            )
+
+
 def remote_nodes(services: Services) -> list[str]:
     return list(services.crm_mon().remote_nodes)
 
@@ -71,12 +91,70 @@ def ungroup(services: Services, group: str, images: Sequence[str]) -> None:
             services.rbd.group_remove_image(group, image)
 
 
-def enable_steps(services: Services, vm: str, *, start: bool) -> list[Step]:
-    """Steps that add the primitive and its constraints in one CIB transaction, then wait."""
+# ---------------------------------------------------------------------------------------------- checks
+def refuse_existing_images(services: Services, images: Iterable[str], *, field: str = "name") -> None:
+    """A target image name that exists already (in a group or an orphan outside any) is refused:
+    vmconsole never writes over, nor later removes, an image it did not make."""
+    present = sorted(set(images) & set(services.rbd.image_ids()))
+    if present:
+        raise ConflictError(
+            f"image{'s' if len(present) > 1 else ''} {', '.join(present)} already exist"
+            f"{'s' if len(present) == 1 else ''} in pool {services.config.ceph.pool!r}",
+            field=field,
+            hint="vmconsole never writes over an image it did not make: remove or rename it first "
+            f"(`rbd -p {services.config.ceph.pool} info {present[0]}` shows what it is)",
+        )
+
+
+def refuse_existing_group(services: Services, group: str, *, field: str = "name") -> None:
+    if services.rbd.group_exists(group):
+        raise ConflictError(f"a VM named {group!r} already exists", field=field)
+
+
+def refuse_primitive(services: Services, vm: str, *, field: str = "name") -> None:
+    """A Pacemaker resource of the VM's name that vmconsole did not add (vm_manager, another host)."""
+    if vm in services.pacemaker.resource_ids():
+        raise ConflictError(
+            f"a Pacemaker resource named {vm!r} exists already",
+            field=field,
+            hint="another tool or host enabled it: look at `crm_mon` before going on",
+        )
+
+
+def refuse_linked_clones(services: Services, images: Iterable[str], what: str) -> None:
+    """Disks with copy-on-write children cannot go: their clones still read from them."""
+    for image in images:
+        children = services.rbd.children(image)
+        if children:
+            raise ConflictError(
+                f"{image} has linked clones: {', '.join(children)}; {what}",
+                hint="flatten those clones first (`vmconsole vm flatten VM`) or remove them",
+            )
+
+
+def vm_images(services: Services, vm: str) -> list[str]:
+    """The VM's disks: the images of its group, and its system image even outside the group."""
+    images = {*services.rbd.group_images(vm)} if services.rbd.group_exists(vm) else set()
+    if services.rbd.image_exists(naming.system_image(vm)):
+        images.add(naming.system_image(vm))
+    return sorted(images, key=lambda i: naming.disk_order(vm, i))
+
+
+# ---------------------------------------------------------------------------------------------- enable
+def enable_steps(
+    services: Services, vm: str, *, start: bool, stop_if_start_fails: bool = False, point_of_no_return: bool = False
+) -> list[Step]:
+    """Steps that add the primitive and its constraints in one CIB transaction, then wait.
+
+    ``stop_if_start_fails``: a VM that does not start is asked to stay stopped (target-role Stopped)
+    with its primitive and Pacemaker's record of the failure kept; used where the VM is kept after a
+    failure (``point_of_no_return``: from this step on, what the task built is the operator's).
+    """
 
     def apply(ctx: StepContext) -> None:
         metadata = services.rbd.metadata(naming.system_image(vm))
         settings = VmSettings.from_metadata(metadata)
+        check_crm_config_cmd(settings.crm_config_cmd, field="_crm_config_cmd")
         if settings.colocations:
             known = services.pacemaker.resource_ids()
             kept = tuple(c for c in settings.colocations if all(r in known for r in c.resources))
@@ -88,21 +166,30 @@ def enable_steps(services: Services, vm: str, *, start: bool) -> list[Step]:
             raise ConflictError(f"{vm} is already enabled (it has a Pacemaker primitive)")
         services.pacemaker.modify(build_enable_fragment(spec))
         ctx.data["enabled"] = True
+        ctx.save()
         for line in settings.crm_config_cmd:
             services.pacemaker.crm_configure(line)
         ctx.log(f"primitive {vm} (ocf:seapath:VirtualDomain) added, target-role {spec.target_role}")
 
     def unapply(ctx: StepContext) -> None:
-        if vm in services.primitives():
+        # only the primitive this step added: one another tool added meanwhile is not ours to delete
+        if ctx.data.get("enabled") and vm in services.primitives():
             stop_and_delete(services, vm, ctx)
+            ctx.data["enabled"] = False
 
     def wait_started(ctx: StepContext) -> None:
         services.wait_status(vm, {VmStatus.STARTED}, START_WAIT, tick=ctx.check_cancel)
         ctx.log(f"{vm} is Started")
 
-    steps = [Step("add the Pacemaker primitive", apply, unapply)]
+    def stay_stopped(ctx: StepContext) -> None:
+        if vm in services.primitives():
+            services.pacemaker.set_target_role(vm, "Stopped")
+
+    steps = [Step("add the Pacemaker primitive", apply, unapply, point_of_no_return=point_of_no_return)]
     if start:
-        steps.append(Step(f"start {vm} and wait for it", wait_started, None, weight=2))
+        steps.append(
+            Step(f"start {vm} and wait for it", wait_started, stay_stopped if stop_if_start_fails else None, weight=2)
+        )
     return steps
 
 
@@ -124,7 +211,7 @@ def stop_and_delete(services: Services, vm: str, ctx: StepContext | None) -> Non
     services.pacemaker.delete_vm(vm)
 
 
-def disable_step(services: Services, vm: str) -> Step:
+def disable_step(services: Services, vm: str, *, point_of_no_return: bool = False) -> Step:
     def run(ctx: StepContext) -> None:
         if vm not in services.primitives():
             ctx.log(f"{vm} has no Pacemaker primitive")
@@ -134,64 +221,112 @@ def disable_step(services: Services, vm: str) -> Step:
         ctx.data["disabled_was_running"] = status in (VmStatus.STARTED, VmStatus.STARTING)
         ctx.save()
         stop_and_delete(services, vm, ctx)
+        ctx.data["disabled"] = True
+        ctx.save()
         ctx.log(f"{vm} stopped and its primitive removed")
 
     def undo(ctx: StepContext) -> None:
         saved = ctx.data.get("disabled_saved")
-        if saved and vm not in services.primitives():
+        if saved and ctx.data.get("disabled") and vm not in services.primitives():
             services.pacemaker.modify_configuration(saved)
             if ctx.data.get("disabled_was_running"):
                 services.pacemaker.set_target_role(vm, "Started")
+            ctx.data["disabled"] = False
+        elif saved and vm in services.primitives() and ctx.data.get("disabled_was_running"):
+            # stopped but not deleted: started again as it was
+            services.pacemaker.set_target_role(vm, "Started")
+        else:
+            return
+        if ctx.data.get("disabled_was_running"):
+            # back as it was: running again, not merely asked to
+            services.wait_status(vm, {VmStatus.STARTED}, START_WAIT)
 
-    return Step(f"stop {vm} and remove its Pacemaker primitive", run, undo, weight=2)
+    return Step(
+        f"stop {vm} and remove its Pacemaker primitive", run, undo, weight=2, point_of_no_return=point_of_no_return
+    )
 
 
-def rename_vm(services: Services, source: str, target: str) -> None:
-    """Rename a VM's group and images (system_<source> -> system_<target>, data disks alike)."""
+# ---------------------------------------------------------------------------------------------- swap
+def vm_renames(services: Services, source: str, target: str) -> list[tuple[str, str]]:
+    """The image renames that turn VM ``source`` into ``target`` (system_, then data_ disks)."""
+    renames = []
     for image in services.rbd.group_images(source):
         if image == naming.system_image(source):
-            services.rbd.rename_image(image, naming.system_image(target))
+            renames.append((image, naming.system_image(target)))
         else:
             index = naming.data_index(source, image)
             if index is not None:
-                services.rbd.rename_image(image, naming.data_image(target, index))
+                renames.append((image, naming.data_image(target, index)))
+    return renames
+
+
+def rename_vm(services: Services, source: str, target: str, record: Callable[[list[str]], None] | None = None) -> None:
+    """Rename a VM's group and images (system_<source> -> system_<target>, data disks alike).
+
+    ``record`` gets each rename as it happens (the caller journals it), so a rename cut short can be
+    reversed exactly."""
+    for old, new in vm_renames(services, source, target):
+        services.rbd.rename_image(old, new)
+        if record is not None:
+            record(["image", old, new])
     services.rbd.rename_group(source, target)
+    if record is not None:
+        record(["group", source, target])
+
+
+def undo_renames(services: Services, done: list[list[str]]) -> None:
+    """Reverse the recorded renames, last first (what a swap cut short had done)."""
+    while done:
+        kind, old, new = done[-1]
+        if kind == "image":
+            services.rbd.rename_image(new, old)
+        else:
+            services.rbd.rename_group(new, old)
+        done.pop()
 
 
 def undo_swap(services: Services, vm: str, data: dict[str, Any]) -> None:
-    if data.get("swap_new_in"):
-        rename_vm(services, vm, data["swap_work"])
-        data["swap_new_in"] = False
-    if data.get("swap_old_moved"):
-        rename_vm(services, data["swap_old"], vm)
-        data["swap_old_moved"] = False
+    """Put the previous VM back from a swap's journalled renames (also from a killed process's)."""
+    undo_renames(services, data.setdefault("swap_renames", []))
+    data["swap_new_in"] = False
+    data["swap_old_moved"] = False
 
 
-def swap_steps(services: Services, vm: str, work: str, data_count: int) -> list[Step]:
+def swap_steps(services: Services, vm: str, work: str) -> list[Step]:
     """Replace VM ``vm`` by the fully built ``work``: disable the old one, rename it aside, rename
-    the new one in, then delete the old one. Until the last step, undo puts everything back."""
+    the new one in, then delete the old one (its group snapshots first). Until the deletion starts,
+    undo puts everything back, rename by rename."""
     old = f"vmconsoleold{uuidlib.uuid4().hex[:8]}"
 
     def swap(ctx: StepContext) -> None:
         ctx.data["swap_old"] = old
         ctx.data["swap_work"] = work
-        ctx.save()
-        rename_vm(services, vm, old)
+        renames: list[list[str]] = ctx.data.setdefault("swap_renames", [])
+
+        def record(rename: list[str]) -> None:
+            renames.append(rename)
+            ctx.save()
+
+        rename_vm(services, vm, old, record)
         ctx.data["swap_old_moved"] = True
-        ctx.save()
-        rename_vm(services, work, vm)
+        rename_vm(services, work, vm, record)
         ctx.data["swap_new_in"] = True
         ctx.save()
 
     def unswap(ctx: StepContext) -> None:
         undo_swap(services, vm, ctx.data)
+        ctx.save()
 
     def delete_old(ctx: StepContext) -> None:
-        images = services.rbd.group_images(old)
-        for image in images:
-            services.rbd.group_remove_image(old, image)
-            services.rbd.remove_image(image)
-        services.rbd.remove_group(old)
+        if services.rbd.group_exists(old):
+            for snapshot in services.rbd.group_snapshots(old):
+                services.rbd.group_snap_remove(old, snapshot)
+            for image in services.rbd.group_images(old):
+                services.rbd.group_remove_image(old, image)
+                services.rbd.remove_image(image)
+            services.rbd.remove_group(old)
+        # the old VM's snapshot records went with its snapshots
+        services.rbd.remove_object(naming.snapshot_records_object(vm))
 
     steps = []
     steps.append(
@@ -200,5 +335,5 @@ def swap_steps(services: Services, vm: str, work: str, data_count: int) -> list[
         else Step(f"check {vm} is not running", lambda ctx: None)
     )
     steps.append(Step(f"swap the new {vm} in place of the old one", swap, unswap, weight=0.3))
-    steps.append(Step("delete the old VM's disks", delete_old, None, weight=0.5))
+    steps.append(Step("delete the old VM's disks", delete_old, None, weight=0.5, point_of_no_return=True))
     return steps

@@ -354,8 +354,14 @@ def rbd_disk_images(xml_text: str | bytes) -> list[str]:
     return names
 
 
-def detach_local_disks(xml_text: str | bytes) -> tuple[str, list[str]]:
-    """A libvirt domain's definition without its disks, and the file or device path of each disk.
+@dataclass(frozen=True)
+class LocalDisk:
+    path: str  # the file or block device
+    format: str | None  # what the domain says it is (``<driver type>``), None when it does not say
+
+
+def detach_local_disks(xml_text: str | bytes) -> tuple[str, list[LocalDisk]]:
+    """A libvirt domain's definition without its disks, and each disk's path and declared format.
 
     What add-to-cluster needs: the disks become RBD images, the rest is the VM's base XML. cdrom,
     floppy and lun drives stay in the definition. A disk that is not a local file or device is refused.
@@ -364,7 +370,7 @@ def detach_local_disks(xml_text: str | bytes) -> tuple[str, list[str]]:
     devices = root.find("devices")
     if devices is None:
         raise ValidationError("the domain has no <devices>", field="xml")
-    sources: list[str] = []
+    disks: list[LocalDisk] = []
     for disk in list(devices.iterfind("disk")):
         if disk.get("device", "disk") != "disk":
             continue
@@ -374,9 +380,66 @@ def detach_local_disks(xml_text: str | bytes) -> tuple[str, list[str]]:
             target = disk.find("target")
             dev = target.get("dev", "?") if target is not None else "?"
             raise ValidationError(f"disk {dev} is not a local file or device", field="xml")
-        sources.append(path)
+        driver = disk.find("driver")
+        disks.append(LocalDisk(path, driver.get("type") if driver is not None else None))
         devices.remove(disk)
-    return etree.tostring(root, encoding="unicode"), sources
+    return etree.tostring(root, encoding="unicode"), disks
+
+
+# Elements and attributes that hold a path of the host made for one VM: logs, firmware variables,
+# sockets. A clone or a new VM must not share them with another VM (QEMU refuses a busy log file).
+_PER_VM_PATHS = (
+    ("devices/serial/log", "file"),
+    ("devices/console/log", "file"),
+    ("devices/serial/source", "path"),
+    ("devices/console/source", "path"),
+    ("devices/channel/source", "path"),
+    ("devices/graphics", "socket"),
+    ("devices/graphics/listen", "socket"),
+)
+
+
+def rename_vm_paths(xml_text: str | bytes, old_name: str, new_name: str) -> str:
+    """The domain XML with every per-VM host path naming ``old_name`` renamed for ``new_name`` (serial
+    and console logs and sockets, channel sockets, graphics sockets, the NVRAM file). Pretty-printed."""
+    root = _parse(xml_text)
+    if old_name and old_name != new_name:
+        for path, attribute in _PER_VM_PATHS:
+            for element in root.iterfind(path):
+                value = element.get(attribute)
+                if value and old_name in value:
+                    element.set(attribute, value.replace(old_name, new_name))
+        for nvram in root.iterfind("os/nvram"):
+            if nvram.text and old_name in nvram.text:
+                nvram.text = nvram.text.replace(old_name, new_name)
+    return _serialize(root)
+
+
+# Parts of a domain that reach into the host: shown as warnings in a plan and an update's diff.
+def host_reaching(xml_text: str | bytes) -> list[str]:
+    """What the domain can do on the host beyond a VM's own disks and NICs, one line each."""
+    root = _parse(xml_text)
+    found: list[str] = []
+    qemu_ns = "{http://libvirt.org/schemas/domain/qemu/1.0}"
+    if root.find(f"{qemu_ns}commandline") is not None:
+        found.append("<qemu:commandline> passes raw arguments to QEMU")
+    for hostdev in root.iterfind("devices/hostdev"):
+        found.append(f"<hostdev type='{hostdev.get('type', '?')}'> gives the guest a device of the host")
+    for disk in root.iterfind("devices/disk"):
+        source = disk.find("source")
+        if disk.get("type") == "block" and source is not None:
+            found.append(f"a disk is the host block device {source.get('dev', '?')}")
+        elif disk.get("type") == "file" and source is not None and disk.get("device", "disk") == "disk":
+            found.append(f"a disk is the host file {source.get('file', '?')}")
+    for seclabel in root.iterfind("seclabel"):
+        if seclabel.get("type") == "none":
+            found.append("<seclabel type='none'>: no confinement of QEMU by the host's security driver")
+    for filesystem in root.iterfind("devices/filesystem"):
+        source = filesystem.find("source")
+        shared = source.get("dir") if source is not None else None
+        if shared is not None and shared.rstrip("/") == "":
+            found.append("<filesystem> shares the host's root directory / with the guest")
+    return found
 
 
 # --- comparing ----------------------------------------------------------------------------------

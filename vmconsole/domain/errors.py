@@ -84,6 +84,19 @@ class OperationFailed(VmConsoleError):
     exit_code = 8
 
 
+class OperationIncomplete(VmConsoleError):
+    """A task failed part-way and not everything could or should be undone: the message says what was
+    kept or left, and the command that finishes or reverts it."""
+
+    exit_code = 11
+
+
+class ReadOnlyError(VmConsoleError):
+    """A change was asked of a read-only session (``--read-only``, or the console's read-only mode)."""
+
+    exit_code = 12
+
+
 class Cancelled(VmConsoleError):
     """The operator cancelled a task; its completed steps were undone."""
 

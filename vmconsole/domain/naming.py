@@ -35,6 +35,14 @@ def lock_object(vm: str) -> str:
     return f"vmconsole.lock.{vm}"
 
 
+TASK_LOCK_PREFIX = "vmconsole.task."
+
+
+def task_lock_object(task_id: str) -> str:
+    """The lease a running task holds and renews: held means alive, free means its process is gone."""
+    return f"{TASK_LOCK_PREFIX}{task_id}"
+
+
 def snapshot_records_object(vm: str) -> str:
     return f"vmconsole.snapshots.{vm}"
 

@@ -31,6 +31,7 @@ SECONDS_PER_UNIT: dict[str, float] = {
 # The units of a whole number of seconds (what a Pacemaker timeout typed by an operator may use).
 WHOLE_SECOND_UNITS = frozenset({"", "s", "sec", "m", "min", "h", "hr"})
 
+MAX_DIGITS = 18  # a duration past a billion years is not one; int() refuses thousands of digits anyway
 _DURATION = re.compile(r"(\s*)([0-9]+)(\s*)(ms|msec|us|usec|s|sec|m|min|h|hr)?(\s*)", re.IGNORECASE)
 
 
@@ -56,6 +57,8 @@ def parse_duration(text: str | None, *, strict: bool = False) -> Duration | None
     if match is None:
         return None
     before, digits, between, unit, after = match.groups()
+    if len(digits) > MAX_DIGITS:
+        return None
     unit = unit or ""
     if strict and (before or between or after or unit != unit.lower()):
         return None

@@ -50,6 +50,7 @@ _NVPAIR_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 TIMEOUT_MAX_SECONDS = 24 * 3600
 
 _DIGITS = re.compile(r"[0-9]+")  # not str.isdigit(): it accepts '²' and other Unicode digits
+COUNT_MAX_DIGITS = 18  # a count, port or size past this is a typo; int() refuses thousands of digits anyway
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -285,6 +286,8 @@ def timeout_seconds(value: object, field: str) -> str:
         raise ValidationError(f"expected a whole number of seconds, got {type(value).__name__}", field=field)
     if isinstance(value, int):
         seconds = value
+    elif len(value.strip()) > 40:
+        raise ValidationError(f"{show(value)} is not a timeout; write seconds such as 30, 30s, 2min or 1h", field=field)
     else:
         duration = units.parse_duration(value)
         if duration is None or duration.unit not in units.WHOLE_SECOND_UNITS:
@@ -309,9 +312,13 @@ def count(value: object, field: str) -> int:
     if isinstance(value, str):
         if not _DIGITS.fullmatch(value.strip()):
             raise ValidationError(f"{show(value)} is not a whole number >= 0", field=field)
+        if len(value.strip()) > COUNT_MAX_DIGITS:
+            raise ValidationError(f"{show(value)} is too large (at most {COUNT_MAX_DIGITS} digits)", field=field)
         return int(value.strip())
     if value < 0:
         raise ValidationError(f"must be 0 or more, got {value}", field=field)
+    if value >= 10**COUNT_MAX_DIGITS:
+        raise ValidationError(f"{value} is too large (at most {COUNT_MAX_DIGITS} digits)", field=field)
     return value
 
 

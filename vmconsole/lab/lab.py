@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -73,7 +74,36 @@ class Lab:
 
     # ------------------------------------------------------------------ state
     def state(self) -> LabState | None:
-        return LabState.load(self.paths.state_file)
+        """What ``up`` recorded, once checked: ``down`` acts on it as root, so it must be the lab's own."""
+        if not self.paths.state_file.exists():
+            return None
+        self._check_trusted()
+        state = LabState.load(self.paths.state_file)
+        if state is None:
+            return None
+        if Path(state.root) != self.paths.root:
+            raise LabError(f"{self.paths.state_file} names {state.root!r}, not its own directory: not trusted")
+        strangers = sorted(set(state.watched) - set(WATCHED))
+        if strangers:
+            raise LabError(
+                f"{self.paths.state_file} names directories the lab never watches ({', '.join(strangers)}):"
+                " not trusted; remove the lab directory by hand after checking it"
+            )
+        return state
+
+    def _check_trusted(self) -> None:
+        """The lab's directory and state file are this user's and nobody else can write them."""
+        for path in (self.paths.root, self.paths.state_file):
+            try:
+                info = path.lstat()
+            except OSError as exc:
+                raise LabError(f"{path} cannot be read: {exc.strerror}") from exc
+            if stat.S_ISLNK(info.st_mode):
+                raise LabError(f"{path} is a symbolic link: not trusted")
+            if info.st_uid != os.geteuid():
+                raise LabError(f"{path} belongs to uid {info.st_uid}, not to this user: not trusted")
+            if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                raise LabError(f"{path} can be written by other users: not trusted")
 
     def _save(self, state: LabState) -> None:
         state.save(self.paths.state_file)

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from vmconsole.core.journal import now_iso, who
 from vmconsole.core.services import Services
+from vmconsole.core.snapshots.instant import FROZEN
 from vmconsole.core.snapshots.records import config_of, remove_record, vm_state, write_record
 from vmconsole.core.tasks import Step, StepContext, Task
 from vmconsole.domain import naming, validate
@@ -30,8 +31,12 @@ def _guest_frozen(services: Services, state: VmState, ctx: StepContext) -> Itera
             ctx.log(f"guest runs on {state.node}: no filesystem freeze from this host (crash-consistent)")
             yield
             return
+        ctx.data[FROZEN] = state.name  # before the freeze: recover thaws a guest whose vmconsole died
+        ctx.save()
         freeze = lv.freeze_filesystems(state.name)
         if freeze.frozen is None:
+            ctx.data.pop(FROZEN, None)
+            ctx.save()
             if freeze.has_agent:
                 ctx.log(f"guest filesystem freeze skipped: {freeze.why_not}")
             else:
@@ -43,6 +48,8 @@ def _guest_frozen(services: Services, state: VmState, ctx: StepContext) -> Itera
             yield
         finally:
             lv.thaw_filesystems(state.name)
+            ctx.data.pop(FROZEN, None)
+            ctx.save()
             ctx.log("guest filesystems thawed")
 
 
@@ -55,12 +62,18 @@ def plan_snapshot_create(
         raise ConflictError(f"{vm} already has a snapshot named {snap!r}", field="snapshot")
     if not state.disks:
         raise ConflictError(f"{vm} has no disk to snapshot")
+
+    def precheck() -> None:
+        if any(s.name == snap for s in vm_state(services, vm).snapshots):
+            raise ConflictError(f"{vm} already has a snapshot named {snap!r}", field="snapshot")
+
     return Task(
         "snapshot-create",
         vm,
         {"snapshot": snap, "freeze": freeze},
         create_steps(services, state, snap, freeze=freeze, safety_of=safety_of),
         description=f"snapshot {vm} as {snap}",
+        precheck=precheck,
     )
 
 
@@ -84,9 +97,12 @@ def create_steps(
                 "safety_of": safety_of,
             },
         )
+        ctx.data["recorded"] = snap
+        ctx.save()
 
     def unrecord(ctx: StepContext) -> None:
-        remove_record(services, vm, snap)
+        if ctx.data.get("recorded") == snap:
+            remove_record(services, vm, snap)
 
     def take(ctx: StepContext) -> None:
         if freeze and state.status is VmStatus.STARTED:
@@ -94,10 +110,12 @@ def create_steps(
                 services.rbd.group_snap_create(vm, snap)
         else:
             services.rbd.group_snap_create(vm, snap)
+        ctx.data["snapshot_taken"] = snap
+        ctx.save()
         ctx.data["_summary"] = f"snapshot {snap} of {vm} created ({len(state.disks)} disk(s), one instant)"
 
     def untake(ctx: StepContext) -> None:
-        if snap in services.rbd.group_snapshots(vm):
+        if ctx.data.get("snapshot_taken") == snap and snap in services.rbd.group_snapshots(vm):
             services.rbd.group_snap_remove(vm, snap)
 
     return [

@@ -177,9 +177,15 @@ def plan_purge_many(services: Services, plans: Sequence[PurgePlan]) -> Task:
             "modes": [p.mode for p in plans],
             "remove": [f"{p.vm}@{s.name}" for p in plans for s in p.remove],
         },
-        [Step(f"remove {total} snapshot(s)", run)],
+        # a removed snapshot cannot come back: no undo, and a failure after says what is gone
+        [Step(f"remove {total} snapshot(s)", run, point_of_no_return=True)],
         locks=[p.vm for p in plans],
         description=f"purge {total} snapshot(s) of {len(plans)} VM(s)",
+        kept=lambda data: (
+            "the snapshots removed before the failure are gone (that cannot be undone): "
+            + ", ".join(f"`vmconsole snapshot list {p.vm}`" for p in plans)
+            + " show what is left"
+        ),
     )
 
 
@@ -193,6 +199,7 @@ class RetentionPolicy:
 
 
 def set_policy(services: Services, vm: str, policy: RetentionPolicy) -> None:
+    services.require_writable(f"setting the retention policy of {vm}")
     vm_state(services, vm)
     validate.count(policy.keep_last, "keep_last")
     validate.count(policy.keep_daily, "keep_daily")

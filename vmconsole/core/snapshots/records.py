@@ -36,8 +36,13 @@ def config_of(metadata: dict[str, str]) -> dict[str, str]:
 
 
 def last_rollback(services: Services, vm: str) -> dict[str, Any] | None:
+    """The record of the VM's last rollback (for ``--undo``); None when there is none or it is unreadable."""
     raw = services.rbd.omap_get(naming.snapshot_records_object(vm)).get(ROLLBACK_KEY)
-    return dict(json.loads(raw)) if raw else None
+    try:
+        record = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return dict(record) if isinstance(record, dict) else None
 
 
 def vm_state(services: Services, vm: str) -> VmState:

@@ -30,6 +30,32 @@ def remove_snapshot(services: Services, vm: str, snap: Snapshot) -> None:
 
 
 def plan_snapshot_remove(services: Services, vm: str, name: str) -> Task:
+    snap = _removable(services, vm, name)
+
+    def precheck() -> None:
+        # protected or cloned since the plan: removing it now would need an unprotect nobody asked for
+        _removable(services, vm, name)
+
+    def run(ctx: StepContext) -> None:
+        remove_snapshot(services, vm, snap)
+        ctx.data["_summary"] = f"snapshot {name} of {vm} removed"
+
+    return Task(
+        "snapshot-remove",
+        vm,
+        {"snapshot": name},
+        # a removed snapshot cannot come back: no undo, and a failure after says what is gone
+        [Step(f"remove snapshot {name}", run, point_of_no_return=True)],
+        description=f"remove snapshot {name} of {vm}",
+        precheck=precheck,
+        kept=lambda data: (
+            f"snapshot {name} of {vm} may be removed already (that cannot be undone):"
+            f" `vmconsole snapshot list {vm}` shows what is left"
+        ),
+    )
+
+
+def _removable(services: Services, vm: str, name: str) -> Snapshot:
     state = vm_state(services, vm)
     snap = find_snapshot(state, name)
     if snap.protected:
@@ -43,18 +69,7 @@ def plan_snapshot_remove(services: Services, vm: str, name: str) -> Task:
             f"snapshot {name!r} of {vm} has linked clones: {', '.join(children)}",
             hint="flatten or remove the clones first",
         )
-
-    def run(ctx: StepContext) -> None:
-        remove_snapshot(services, vm, snap)
-        ctx.data["_summary"] = f"snapshot {name} of {vm} removed"
-
-    return Task(
-        "snapshot-remove",
-        vm,
-        {"snapshot": name},
-        [Step(f"remove snapshot {name}", run)],
-        description=f"remove snapshot {name} of {vm}",
-    )
+    return snap
 
 
 def plan_snapshot_protect(services: Services, vm: str, name: str, protect: bool) -> Task:

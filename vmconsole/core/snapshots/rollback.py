@@ -6,8 +6,10 @@ and the undo that returns to the safety snapshot.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from vmconsole.core.journal import now_iso, who
 from vmconsole.core.services import Services
@@ -95,33 +97,101 @@ def rollback_plan(services: Services, vm: str, name: str, *, safety: bool = True
         restart_after=state.status is VmStatus.STARTED,
         written_since=written,
         expected_downtime=downtime,
-        safety_snapshot=f"safety-{datetime.now(UTC):%Y%m%d-%H%M%S}" if safety else None,
+        safety_snapshot=safety_name() if safety else None,
         restores_config=bool(snap.metadata.get("xml")),
         warnings=tuple(warnings),
     )
 
 
-def plan_rollback(services: Services, plan: RollbackPlan) -> Task:
+def safety_name(now: datetime | None = None) -> str:
+    """``safety-YYYYmmdd-HHMMSS-xxxxxx``: readable, and unique even for two rollbacks in one second."""
+    return f"safety-{(now or datetime.now(UTC)):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
+
+def put_back_rollback_record(services: Services, vm: str, data: dict[str, Any]) -> None:
+    """The record --undo reads, as it was before this rollback (it never named a safety snapshot of it)."""
+    if not data.get("remembered"):
+        return
+    oid = naming.snapshot_records_object(vm)
+    previous = data.get("previous_rollback")
+    if previous is not None:
+        services.rbd.omap_set(oid, {ROLLBACK_KEY: str(previous).encode()})
+    else:
+        services.rbd.omap_remove(oid, [ROLLBACK_KEY])
+    data["remembered"] = False
+
+
+def plan_rollback(services: Services, plan: RollbackPlan) -> Task:
+    """The rollback as a task. Its safety net holds on every path: the safety snapshot is taken and
+    recorded for ``--undo`` before any disk is touched, and no undo ever removes it; once the disks
+    are being rolled back nothing before is undone, and a VM that does not start again stays as it is."""
     vm = plan.vm
     snap = plan.snapshot
     state = services.vm(vm)
+    safety = plan.safety_snapshot
     steps: list[Step] = []
-    if plan.safety_snapshot:
-        steps += create_steps(services, state, plan.safety_snapshot, freeze=True, safety_of=snap.name)
+
+    def precheck() -> None:
+        # the plan the operator saw is still the truth: same snapshot, same enabled state, free names
+        fresh = vm_state(services, vm)
+        find_snapshot(fresh, snap.name)
+        if fresh.enabled != plan.enabled:
+            now = "enabled" if fresh.enabled else "disabled"
+            raise ConflictError(f"{vm} was {now} since the plan was made: plan the rollback again")
+        if fresh.status in (VmStatus.STARTING, VmStatus.STOPPING):
+            raise ConflictError(f"{vm} is {fresh.status.value}: wait until it settles")
+        if safety is not None and any(s.name == safety for s in fresh.snapshots):
+            raise ConflictError(f"{vm} already has a snapshot named {safety!r}: plan the rollback again")
+        if not fresh.enabled:
+            users = services.disk_users(snap.disks)
+            if users:
+                held = "; ".join(f"{image} by {', '.join(c)}" for image, c in sorted(users.items()))
+                raise ConflictError(f"{vm} is disabled but its disks are in use: {held}")
+
+    if safety:
+        # a safety snapshot is a net: no compensation removes it (nor its record), the message says it stays
+        record, take = create_steps(services, state, safety, freeze=True, safety_of=snap.name)
+
+        def unrecord_unless_taken(ctx: StepContext) -> None:
+            if safety not in services.rbd.group_snapshots(vm) and record.undo is not None:
+                record.undo(ctx)
+
+        steps += [
+            Step(record.name, record.run, unrecord_unless_taken, weight=record.weight),
+            Step(
+                take.name,
+                take.run,
+                None,
+                weight=take.weight,
+                leaves=lambda data: f"the safety snapshot {safety}" if data.get("snapshot_taken") == safety else None,
+            ),
+        ]
+
+    def remember(ctx: StepContext) -> None:
+        oid = naming.snapshot_records_object(vm)
+        old = services.rbd.omap_get(oid).get(ROLLBACK_KEY)
+        # what --undo pointed at before: put back by an undo, here or in recover
+        ctx.data["previous_rollback"] = old.decode() if old is not None else None
+        ctx.data["remembered"] = True
+        ctx.save()
+        record = {
+            "snapshot": snap.name,
+            "safety": safety,
+            "at": now_iso(),
+            "by": who(),
+            "previous_status": plan.status.value,
+        }
+        services.rbd.omap_set(oid, {ROLLBACK_KEY: json.dumps(record).encode()})
+
+    def forget(ctx: StepContext) -> None:
+        put_back_rollback_record(services, vm, ctx.data)
+
+    steps.append(Step("remember the rollback (for --undo)", remember, forget, weight=0.1))
     if plan.enabled:
-        disable = disable_step(services, vm)
-        inner_undo = disable.undo
-
-        def undo_unless_partial(ctx: StepContext) -> None:
-            # after a partial rollback the VM must stay down: its disks may disagree with each other
-            if not ctx.data.get("rolled_back_partially") and inner_undo:
-                inner_undo(ctx)
-
-        steps.append(Step(disable.name, disable.run, undo_unless_partial, weight=2))
+        steps.append(disable_step(services, vm))
 
     def rollback(ctx: StepContext) -> None:
-        services.wait_disks_released(vm, 60, tick=ctx.check_cancel)
+        services.wait_disks_released(vm, 60, tick=ctx.check_cancel, images=list(snap.disks))
         done: list[str] = []
         try:
             if snap.kind == "group":
@@ -132,10 +202,13 @@ def plan_rollback(services: Services, plan: RollbackPlan) -> Task:
             else:
                 for index, disk in enumerate(snap.disks):
                     ctx.progress(index, len(snap.disks), disk, unit="items")
-                    ctx.data["rolled_back_partially"] = bool(done) or True
+                    ctx.data["rolled_back_partially"] = True
+                    ctx.save()
                     services.rbd.image_snap_rollback(disk, snap.name)
                     done.append(disk)
             ctx.data["rolled_back_partially"] = False
+            ctx.data["rolled_back"] = True
+            ctx.save()
         except VmConsoleError as exc:
             if snap.kind == "group":
                 state_text = f"disks {', '.join(snap.disks)} may be partly rolled back (the group rollback stopped)"
@@ -145,11 +218,18 @@ def plan_rollback(services: Services, plan: RollbackPlan) -> Task:
             raise OperationFailed(
                 f"rollback of {vm} to {snap.name} failed: {exc.message}. {state_text}. {vm} is left disabled",
                 hint=f"when the cluster is healthy, finish with `vmconsole snapshot rollback {vm} {snap.name} "
-                "--no-safety`"
-                + (f", or return with `vmconsole snapshot rollback {vm} --undo`" if plan.safety_snapshot else ""),
+                "--no-safety`" + (f", or return with `vmconsole snapshot rollback {vm} --undo`" if safety else ""),
             ) from exc
 
-    steps.append(Step(f"roll back {len(snap.disks)} disk(s) to {snap.name}", rollback, None, weight=3))
+    steps.append(
+        Step(
+            f"roll back {len(snap.disks)} disk(s) to {snap.name}",
+            rollback,
+            None,
+            weight=3,
+            point_of_no_return=True,
+        )
+    )
 
     if plan.restores_config:
 
@@ -161,42 +241,42 @@ def plan_rollback(services: Services, plan: RollbackPlan) -> Task:
             services.rbd.metadata_remove(image, stale)
             services.rbd.metadata_set_many(image, recorded)
             VmSettings.from_metadata(recorded)
+            ctx.data["config_restored"] = True
 
         steps.append(Step("restore the configuration recorded with the snapshot", restore, None, weight=0.2))
 
-    def remember(ctx: StepContext) -> None:
-        services.rbd.omap_set(
-            naming.snapshot_records_object(vm),
-            {
-                ROLLBACK_KEY: json.dumps(
-                    {
-                        "snapshot": snap.name,
-                        "safety": plan.safety_snapshot,
-                        "at": now_iso(),
-                        "by": who(),
-                        "previous_status": plan.status.value,
-                    }
-                ).encode()
-            },
-        )
-
-    steps.append(Step("remember the rollback (for --undo)", remember, None, weight=0.1))
     if plan.enabled:
         steps += enable_steps(services, vm, start=plan.restart_after)
-    summary = f"{vm} rolled back to {snap.name}" + (
-        f"; undo with the safety snapshot {plan.safety_snapshot}" if plan.safety_snapshot else ""
-    )
+    summary = f"{vm} rolled back to {snap.name}" + (f"; undo with the safety snapshot {safety}" if safety else "")
 
     def done(ctx: StepContext) -> None:
         ctx.data["_summary"] = summary
 
     steps.append(Step("done", done, None, weight=0.01))
+
+    def kept(data: dict[str, Any]) -> str:
+        back = (
+            f"`vmconsole snapshot rollback {vm} --undo` returns to the safety snapshot {safety}, which is kept"
+            if safety
+            else "there is no safety snapshot (--no-safety)"
+        )
+        if data.get("rolled_back"):
+            restored = " and its configuration restored" if data.get("config_restored") else ""
+            if data.get("enabled"):
+                where = f"{vm} is enabled as it was but did not come back as before: `vmconsole vm diagnose {vm}`"
+            else:
+                where = f"{vm} is left disabled: `vmconsole vm enable {vm}` when the cause is fixed"
+            return f"the disks of {vm} are rolled back to {snap.name}{restored}; {where}; {back}"
+        return f"{vm} is left disabled and its disks may be partly rolled back; {back}"
+
     return Task(
         "snapshot-rollback",
         vm,
-        {"snapshot": snap.name, "safety": plan.safety_snapshot},
+        {"snapshot": snap.name, "safety": safety},
         steps,
         description=f"roll {vm} back to {snap.name}",
+        precheck=precheck,
+        kept=kept,
     )
 
 

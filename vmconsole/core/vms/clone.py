@@ -13,9 +13,29 @@ from typing import Any
 from lxml import etree
 
 from vmconsole.core.services import Services
-from vmconsole.core.steps import enable_steps, require_vm, swap_steps, ungroup
+from vmconsole.core.snapshots.instant import take_at_one_instant
+from vmconsole.core.steps import (
+    enable_steps,
+    refuse_existing_images,
+    refuse_linked_clones,
+    refuse_primitive,
+    require_vm,
+    swap_steps,
+    ungroup,
+    vm_images,
+)
 from vmconsole.core.tasks import Step, StepContext, Task
-from vmconsole.core.vms.create import build_final_xml
+from vmconsole.core.vms.build import (
+    GROUPED,
+    IMAGES_MADE,
+    NAMES_CHECKED,
+    group_step,
+    kept_after_failure,
+    names_free_check,
+    record_image_intent,
+    work_images,
+)
+from vmconsole.core.vms.create import build_final_xml, check_with_libvirt
 from vmconsole.core.vms.options import VmOptions, check_metadata, check_options
 from vmconsole.domain import domain_xml, naming, validate
 from vmconsole.domain.errors import (
@@ -89,8 +109,15 @@ def plan_clone(services: Services, spec: CloneSpec) -> Task:
     user_meta.update(check_metadata(merged_options.metadata))
     source_images = [i for i in sorted(services.rbd.group_images(src), key=lambda i: naming.disk_order(src, i))]
     data_count = sum(1 for i in source_images if naming.data_index(src, i) is not None)
+    if exists:
+        refuse_linked_clones(services, vm_images(services, dst), "replacing the VM would delete their base")
+    else:
+        refuse_existing_images(services, work_images(dst, data_count))
+        refuse_primitive(services, dst)
     new_uuid = domain_xml.new_uuid()
-    final_xml = build_final_xml(services, dst, base_xml, new_uuid, data_count, settings.disk_bus or "virtio")
+    final_xml = build_final_xml(
+        services, dst, base_xml, new_uuid, data_count, settings.disk_bus or "virtio", renamed_from=(src,)
+    )
     work = f"vmconsolenew{uuidlib.uuid4().hex[:8]}" if exists else dst
 
     pairs = []
@@ -105,45 +132,48 @@ def plan_clone(services: Services, spec: CloneSpec) -> Task:
     total = sum(sizes.values()) or 1
     metadata = {"vm_name": dst, "xml": final_xml, "_base_xml": base_xml, **settings.to_metadata(), **user_meta}
     stale = [k for k in source_meta if k.startswith("_") and k not in metadata and k != "_base_xml"]
+    targets = [target for _, target in pairs]
+    task_data: dict[str, Any] = {}
+    names_free = names_free_check(services, task_data, work, targets, vm=dst, replacing=exists)
 
-    def create_group(ctx: StepContext) -> None:
-        ctx.data["group_created"] = work
-        ctx.save()
-        services.rbd.create_group(work)
+    def precheck() -> None:
+        names_free()
+        if not services.vm_exists(src):
+            raise NotFoundError(f"{src} disappeared since the plan", field="source")
+        if exists:
+            refuse_linked_clones(services, vm_images(services, dst), "replacing the VM would delete their base")
+        check_with_libvirt(services, final_xml)
 
-    def remove_group(ctx: StepContext) -> None:
-        try:
-            for image in services.rbd.group_images(work):
-                services.rbd.group_remove_image(work, image)
-            services.rbd.remove_group(work)
-        except NotFoundError:
-            pass
-
-    steps = [Step(f"create RBD group {work}", create_group, remove_group, weight=0.2)]
+    steps = [group_step(services, work)]
     if spec.linked:
         steps += _linked_clone_steps(services, src, pairs, spec.snapshot)
     else:
         steps.append(_wait_snaptrim_step(services))
+        steps.append(_instant_step(services, src, [image for image, _ in pairs]))
         for source_image, target in pairs:
             steps.append(
                 _copy_step(services, source_image, target, sizes[source_image], weight=4 * sizes[source_image] / total)
             )
+        steps.append(_drop_instant_step(services, [image for image, _ in pairs], targets))
 
     def configure(ctx: StepContext) -> None:
-        for _, target in pairs:
+        for target in targets:
             services.rbd.group_add(work, target)
+            ctx.made(GROUPED, target)
         system = naming.system_image(work)
         services.rbd.metadata_remove(system, stale)
         services.rbd.metadata_set_many(system, metadata)
 
     def unconfigure(ctx: StepContext) -> None:
-        ungroup(services, work, [target for _, target in pairs])
+        ungroup(services, work, [t for t in targets if t in ctx.data.get(GROUPED, [])])
 
     steps.append(Step("write the clone's configuration", configure, unconfigure, weight=0.2))
     if exists:
-        steps += swap_steps(services, dst, work, data_count)
+        steps += swap_steps(services, dst, work)
     if merged_options.enable:
-        steps += enable_steps(services, dst, start=merged_options.start)
+        steps += enable_steps(
+            services, dst, start=merged_options.start, stop_if_start_fails=True, point_of_no_return=not exists
+        )
     args = {"source": src, "name": dst, "linked": spec.linked, "force": spec.force}
     return Task(
         "clone",
@@ -152,6 +182,10 @@ def plan_clone(services: Services, spec: CloneSpec) -> Task:
         steps,
         locks=[src, dst],
         description=f"{'linked ' if spec.linked else ''}clone {src} to {dst}",
+        data=task_data,
+        precheck=precheck,
+        warnings=tuple(domain_xml.host_reaching(final_xml)),
+        kept=kept_after_failure(dst, "clone"),
     )
 
 
@@ -160,7 +194,6 @@ def _wait_snaptrim_step(services: Services) -> Step:
     (an object's clone named after the removed snapshot): wait for the OSDs to trim first."""
 
     def run(ctx: StepContext) -> None:
-
         deadline = time.monotonic() + 300
         while services.rbd.snaptrim_pending():
             if time.monotonic() > deadline:
@@ -174,16 +207,57 @@ def _wait_snaptrim_step(services: Services) -> Step:
     return Step("wait for Ceph to finish trimming removed snapshots", run, None, weight=0.1)
 
 
+CLONE_SNAPSHOTS = "clone_snapshots"  # data key: source images that hold this task's instant snapshot
+
+
+def _instant_step(services: Services, src: str, images: list[str]) -> Step:
+    """The copy is of one instant of the source: a temporary snapshot of every disk, taken at once."""
+
+    def take(ctx: StepContext) -> None:
+        snap = f"vmconsole-clone-{ctx.task.task_id}"
+        ctx.data["clone_snapshot"] = snap
+        how = take_at_one_instant(services, src, images, snap, ctx, lambda image: ctx.made(CLONE_SNAPSHOTS, image))
+        ctx.log(f"{src} snapshotted at one instant for the copy ({how})")
+
+    def drop(ctx: StepContext) -> None:
+        for image in ctx.data.get(CLONE_SNAPSHOTS, []):
+            with contextlib.suppress(NotFoundError):
+                services.rbd.image_snap_remove(image, ctx.data["clone_snapshot"])
+
+    return Step(f"snapshot {src} at one instant for the copy", take, drop, weight=0.2)
+
+
+def _drop_instant_step(services: Services, sources: list[str], targets: list[str]) -> Step:
+    """The temporary snapshot goes from the source, and from the copies that carried it over."""
+
+    def drop(ctx: StepContext) -> None:
+        snap = ctx.data["clone_snapshot"]
+        for image in [*targets, *ctx.data.get(CLONE_SNAPSHOTS, [])]:
+            if any(s.name == snap for s in services.rbd.image_info(image).snapshots if s.namespace == "user"):
+                services.rbd.image_snap_remove(image, snap)
+        ctx.data[CLONE_SNAPSHOTS] = []
+        ctx.save()
+
+    return Step("remove the temporary snapshot", drop, None, weight=0.1)
+
+
 def _copy_step(services: Services, source: str, target: str, size: int, weight: float) -> Step:
     def run(ctx: StepContext) -> None:
-        ctx.data.setdefault("copied_images", []).append(target)
+        snap = ctx.data["clone_snapshot"]
+        record_image_intent(ctx, target)
+        ctx.data.setdefault("copied_images", []).append(target)  # the deep copy creates it: its intent
         ctx.save()
-        if not services.rbd.deep_copy(source, target, size, ctx.progress, ctx.cancel.is_set):
+        if not services.rbd.deep_copy(f"{source}@{snap}", target, size, ctx.progress, ctx.cancel.is_set):
             ctx.check_cancel()
+        ctx.made(IMAGES_MADE, target)
 
     def undo(ctx: StepContext) -> None:
-        with contextlib.suppress(NotFoundError):
-            services.rbd.remove_image(target)
+        # a copy cut short leaves a partial image under a name this task checked free under its lock
+        if target in ctx.data.get(IMAGES_MADE, []) or (
+            ctx.data.get(NAMES_CHECKED) and target in ctx.data.get("copied_images", [])
+        ):
+            with contextlib.suppress(NotFoundError):
+                services.rbd.remove_image(target)
 
     return Step(f"copy {source} to {target}", run, undo, weight=weight)
 
@@ -194,29 +268,42 @@ def _linked_clone_steps(services: Services, src: str, pairs: list[tuple[str, str
 
     def make_base(ctx: StepContext) -> None:
         ctx.data["base_snapshot"] = snap
-        ctx.data["base_created"] = []
+        ctx.data.setdefault("base_created", [])
+        ctx.data.setdefault("base_protected", [])
+        missing = []
         for source_image, _ in pairs:
-            infos = services.rbd.image_info(source_image)
-            names = {s.name: s for s in infos.snapshots if s.namespace == "user"}
+            names = {s.name for s in services.rbd.image_info(source_image).snapshots if s.namespace == "user"}
             if snap not in names:
                 if snapshot:
                     raise NotFoundError(f"snapshot {snap!r} does not exist on {source_image}", field="snapshot")
-                services.rbd.image_snap_create(source_image, snap)
-                ctx.data["base_created"].append(source_image)
-                ctx.save()
-            if not (snap in names and names[snap].protected):
+                missing.append(source_image)
+        if missing:
+            how = take_at_one_instant(services, src, missing, snap, ctx, lambda image: ctx.made("base_created", image))
+            ctx.log(f"base snapshot {snap} of {src} taken at one instant ({how})")
+        for source_image, _ in pairs:
+            current = next(
+                s for s in services.rbd.image_info(source_image).snapshots if s.namespace == "user" and s.name == snap
+            )
+            if not current.protected:
                 services.rbd.image_snap_protect(source_image, snap, True)
+                ctx.made("base_protected", source_image)
 
     def drop_base(ctx: StepContext) -> None:
-        for source_image in ctx.data.get("base_created", []):
+        created = ctx.data.get("base_created", [])
+        for source_image in created:
             with contextlib.suppress(VmConsoleError):
                 services.rbd.image_snap_remove(source_image, snap)
+        for source_image in ctx.data.get("base_protected", []):
+            if source_image not in created:
+                with contextlib.suppress(VmConsoleError):
+                    services.rbd.image_snap_protect(source_image, snap, False)
 
     def clone(ctx: StepContext) -> None:
         for source_image, target in pairs:
+            record_image_intent(ctx, target)
             services.rbd.clone(source_image, snap, target)
-            ctx.data.setdefault("cloned", []).append(target)
-            ctx.save()
+            ctx.made("cloned", target)
+            ctx.made(IMAGES_MADE, target)
 
     def unclone(ctx: StepContext) -> None:
         for target in reversed(ctx.data.get("cloned", [])):

@@ -4,7 +4,6 @@ in), and import a VM of this host's libvirt into the cluster (add-to-cluster).
 
 from __future__ import annotations
 
-import contextlib
 import uuid as uuidlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,8 +12,25 @@ from lxml import etree
 
 from vmconsole.backends import qemu_img
 from vmconsole.core.services import Services
-from vmconsole.core.steps import enable_steps, swap_steps, ungroup
+from vmconsole.core.steps import (
+    enable_steps,
+    refuse_existing_images,
+    refuse_linked_clones,
+    refuse_primitive,
+    swap_steps,
+    vm_images,
+)
 from vmconsole.core.tasks import Step, StepContext, Task
+from vmconsole.core.vms.build import (
+    IMAGES_MADE,
+    configure_step,
+    group_step,
+    kept_after_failure,
+    names_free_check,
+    record_image_intent,
+    remove_made_image,
+    work_images,
+)
 from vmconsole.core.vms.options import VmOptions, check_metadata, check_options
 from vmconsole.domain import domain_xml, naming, validate
 from vmconsole.domain.errors import ConflictError, NotFoundError, ValidationError, VmConsoleError
@@ -31,6 +47,8 @@ class CreateSpec:
     uuid: str | None = None
     force: bool = False
     options: VmOptions = field(default_factory=VmOptions)
+    # what each image file is (image, then the data disks), when the caller knows it; else its header says
+    formats: tuple[str | None, ...] = ()
 
 
 def _all_uuids(services: Services, exclude: set[str]) -> dict[str, str]:
@@ -78,7 +96,24 @@ def _secret(services: Services) -> str | None:
     return secret
 
 
-def build_final_xml(services: Services, vm: str, base_xml: str, vm_uuid: str, data_count: int, disk_bus: str) -> str:
+def build_final_xml(
+    services: Services,
+    vm: str,
+    base_xml: str,
+    vm_uuid: str,
+    data_count: int,
+    disk_bus: str,
+    *,
+    renamed_from: tuple[str, ...] = (),
+) -> str:
+    """The domain XML the agent starts: base + name, UUID, RBD disks; per-VM host paths (logs,
+    sockets, NVRAM) that named another VM (``renamed_from``, and the base's own ``<name>``) name this one.
+
+    Checked against libvirt's schema here (no domain is defined: a plan or a dry run changes
+    nothing); ``check_with_libvirt`` has libvirt check the devices too, at run time.
+    """
+    for old in {*renamed_from, domain_xml.domain_name(base_xml) or ""}:
+        base_xml = domain_xml.rename_vm_paths(base_xml, old, vm)
     xml = domain_xml.build_domain_xml(
         base_xml,
         name=vm,
@@ -93,20 +128,26 @@ def build_final_xml(services: Services, vm: str, base_xml: str, vm_uuid: str, da
         secret_uuid=_secret(services),
     )
     with services.libvirt() as lv:
-        lv.validate_domain_xml(xml)
+        lv.check_schema(xml)
     return xml
+
+
+def check_with_libvirt(services: Services, xml: str) -> None:
+    """libvirt's full check of a definition (devices included), under a throwaway name: it defines
+    the domain for an instant, which is why it runs with the task, never at plan time."""
+    with services.libvirt() as lv:
+        lv.validate_domain_xml(xml)
 
 
 def _import_step(services: Services, source: qemu_img.ImageFile, image: str, weight: float) -> Step:
     def run(ctx: StepContext) -> None:
+        record_image_intent(ctx, image)
         services.rbd.create_image(image, source.virtual_size)
-        ctx.data.setdefault("created_images", []).append(image)
-        ctx.save()
+        ctx.made(IMAGES_MADE, image)
         qemu_img.import_to_rbd(source, services.config.ceph, image, ctx.progress, ctx.cancel.is_set)
 
     def undo(ctx: StepContext) -> None:
-        with contextlib.suppress(NotFoundError):
-            services.rbd.remove_image(image)
+        remove_made_image(services, ctx, image)
 
     return Step(f"import {source.path} into {image}", run, undo, weight=weight)
 
@@ -119,10 +160,14 @@ def plan_create(services: Services, spec: CreateSpec) -> Task:
     base_xml = etree.tostring(base, encoding="unicode")
     disk_bus = spec.disk_bus or "virtio"
     domain_xml.device_name(disk_bus, 0)
-    system = qemu_img.inspect(spec.image, field="image")
     if isinstance(spec.data_disks, str):
         raise ValidationError("give a list of image files", field="data_disks")
-    data = [qemu_img.inspect(path, field=f"data_disks[{i}]") for i, path in enumerate(spec.data_disks)]
+    formats = list(spec.formats) + [None] * (1 + len(spec.data_disks) - len(spec.formats))
+    system = qemu_img.inspect(spec.image, field="image", image_format=formats[0])
+    data = [
+        qemu_img.inspect(path, field=f"data_disks[{i}]", image_format=formats[i + 1])
+        for i, path in enumerate(spec.data_disks)
+    ]
     nodes = services.node_names()
     settings = check_options(services, options, VmSettings(disk_bus=disk_bus), nodes)
     settings = settings.with_changes(disk_bus=disk_bus, additional_disks=len(data))
@@ -134,50 +179,49 @@ def plan_create(services: Services, spec: CreateSpec) -> Task:
             field="name",
             hint="use --force to replace it (the old VM stays until the new one is built)",
         )
+    if exists:
+        refuse_linked_clones(services, vm_images(services, vm), "replacing the VM would delete their base")
+    else:
+        refuse_existing_images(services, work_images(vm, len(data)))
+        refuse_primitive(services, vm)
     vm_uuid = spec.uuid or domain_xml.domain_uuid(base_xml) or domain_xml.new_uuid()
     vm_uuid = domain_xml.domain_uuid(f"<domain><uuid>{vm_uuid}</uuid></domain>") or vm_uuid
-    # the UUID check comes after --force is accounted for: the VM it replaces does not count
-    owners = _all_uuids(services, exclude={vm} if spec.force else set())
-    if vm_uuid in owners:
-        raise ConflictError(f"UUID {vm_uuid} is already used by VM {owners[vm_uuid]!r}", field="uuid")
+
+    def uuid_free() -> None:
+        # the UUID check comes after --force is accounted for: the VM it replaces does not count
+        owners = _all_uuids(services, exclude={vm} if spec.force else set())
+        if vm_uuid in owners:
+            raise ConflictError(f"UUID {vm_uuid} is already used by VM {owners[vm_uuid]!r}", field="uuid")
+
+    uuid_free()
     final_xml = build_final_xml(services, vm, domain_xml.strip_uuid(base_xml), vm_uuid, len(data), disk_bus)
     metadata = {"vm_name": vm, "xml": final_xml, "_base_xml": base_xml, **settings.to_metadata(), **user_metadata}
 
     # --- the plan: build under a temporary name when replacing, swap at the end
     work = f"vmconsolenew{uuidlib.uuid4().hex[:8]}" if exists else vm
-    images = [naming.system_image(work)] + [naming.data_image(work, i) for i in range(len(data))]
+    images = work_images(work, len(data))
     total = system.virtual_size + sum(d.virtual_size for d in data)
+    task_data: dict[str, object] = {}
+    names_free = names_free_check(services, task_data, work, images, vm=vm, replacing=exists)
 
-    def create_group(ctx: StepContext) -> None:
-        ctx.data["group_created"] = work
-        ctx.save()
-        services.rbd.create_group(work)
+    def precheck() -> None:
+        names_free()
+        if exists:
+            refuse_linked_clones(services, vm_images(services, vm), "replacing the VM would delete their base")
+        uuid_free()
+        check_with_libvirt(services, final_xml)
 
-    def remove_group(ctx: StepContext) -> None:
-        for image in images:
-            with contextlib.suppress(VmConsoleError):
-                services.rbd.group_remove_image(work, image)
-        with contextlib.suppress(NotFoundError):
-            services.rbd.remove_group(work)
-
-    steps = [Step(f"create RBD group {work}", create_group, remove_group, weight=0.2)]
+    steps = [group_step(services, work)]
     steps.append(_import_step(services, system, images[0], weight=4 * system.virtual_size / total))
     for index, disk in enumerate(data):
         steps.append(_import_step(services, disk, images[index + 1], weight=4 * disk.virtual_size / total))
-
-    def configure(ctx: StepContext) -> None:
-        for image in images:
-            services.rbd.group_add(work, image)
-        services.rbd.metadata_set_many(images[0], metadata)
-
-    def unconfigure(ctx: StepContext) -> None:
-        ungroup(services, work, images)
-
-    steps.append(Step("write the VM's configuration (image metadata)", configure, unconfigure, weight=0.2))
+    steps.append(configure_step(services, work, images, metadata))
     if exists:
-        steps += swap_steps(services, vm, work, len(data))
+        steps += swap_steps(services, vm, work)
     if options.enable:
-        steps += enable_steps(services, vm, start=options.start)
+        steps += enable_steps(
+            services, vm, start=options.start, stop_if_start_fails=True, point_of_no_return=not exists
+        )
     args = {
         "name": vm,
         "image": spec.image,
@@ -195,6 +239,10 @@ def plan_create(services: Services, spec: CreateSpec) -> Task:
         steps,
         locks=[vm],
         description=f"create {vm} from {spec.image}" + (" (replacing the existing VM)" if exists else ""),
+        data=task_data,  # type: ignore[arg-type]
+        precheck=precheck,
+        warnings=tuple(domain_xml.host_reaching(final_xml)),
+        kept=kept_after_failure(vm, "create"),
     )
 
 
@@ -217,13 +265,19 @@ def plan_import(
         raise ConflictError(
             f"domain {domain} is {state}: shut it down first (its disks must not change during the import)"
         )
-    base, sources = domain_xml.detach_local_disks(xml)
-    if not sources:
+    base, disks = domain_xml.detach_local_disks(xml)
+    if not disks:
         raise ValidationError(f"domain {domain} has no disk to import", field="xml")
     if name != domain:
         base = domain_xml.strip_uuid(base)
     spec = CreateSpec(
-        name=name, image=sources[0], xml=base, data_disks=sources[1:], disk_bus=disk_bus, options=options or VmOptions()
+        name=name,
+        image=disks[0].path,
+        xml=base,
+        data_disks=[d.path for d in disks[1:]],
+        disk_bus=disk_bus,
+        options=options or VmOptions(),
+        formats=tuple(d.format for d in disks),
     )
     task = plan_create(services, spec)
 

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from vmconsole.core.services import Services
-from vmconsole.core.steps import START_WAIT, disable_step, enable_steps, require_vm, stop_timeout
+from vmconsole.core.steps import (
+    START_WAIT,
+    disable_step,
+    enable_steps,
+    refuse_linked_clones,
+    require_vm,
+    stop_timeout,
+    vm_images,
+)
 from vmconsole.core.tasks import Step, StepContext, Task
 from vmconsole.domain import naming
 from vmconsole.domain.errors import ConflictError, NotFoundError, VmConsoleError
@@ -93,38 +102,70 @@ def plan_cleanup(services: Services, vm: str) -> Task:
 
 
 def _remove_disks_steps(services: Services, group: str, images: list[str]) -> list[Step]:
+    def check(ctx: StepContext) -> None:
+        # everything is checked before anything is destroyed: clones made since the plan, and any
+        # client (a QEMU the cluster does not know, a mapping) still using a disk
+        current = vm_images(services, group)
+        refuse_linked_clones(services, current, f"removing {group} would delete their base")
+        users = services.disk_users(current)
+        if users:
+            held = "; ".join(f"{image} by {', '.join(clients)}" for image, clients in sorted(users.items()))
+            raise ConflictError(
+                f"{group}'s disks are in use: {held}", hint="stop what uses them (a QEMU outside the cluster?) first"
+            )
+
     def run(ctx: StepContext) -> None:
+        current = vm_images(services, group)
         # group snapshots first: an image leaving the group keeps its .group.* snapshots otherwise
         if services.rbd.group_exists(group):
             for snapshot in services.rbd.group_snapshots(group):
                 services.rbd.group_snap_remove(group, snapshot)
-        for index, image in enumerate(images):
-            ctx.progress(index, len(images), image, unit="items")
+        for index, image in enumerate(current):
+            ctx.progress(index, len(current), image, unit="items")
             if services.rbd.group_exists(group) and image in services.rbd.group_images(group):
                 services.rbd.group_remove_image(group, image)
             with contextlib.suppress(NotFoundError):
                 services.rbd.remove_image(image)
-        services.rbd.remove_group(group)
+        if services.rbd.group_exists(group):
+            services.rbd.remove_group(group)
+        # vmconsole's own records of the VM go with it: a new VM of the same name starts clean
         services.rbd.remove_object(naming.snapshot_records_object(group))
+        services.rbd.omap_remove(naming.POLICY_OBJECT, [group])
 
-    return [Step(f"delete the disks and group of {group}", run, None, weight=2)]
+    return [
+        Step(f"check that nothing else uses the disks of {group}", check, None, weight=0.1),
+        Step(f"delete the disks and group of {group}", run, None, weight=2, point_of_no_return=True),
+    ]
 
 
 def plan_remove(services: Services, vm: str) -> Task:
     require_vm(services, vm)
-    images = sorted({*services.rbd.group_images(vm), naming.system_image(vm)}, key=lambda i: naming.disk_order(vm, i))
-    images = [i for i in images if services.rbd.image_exists(i)]
-    for image in images:
-        children = services.rbd.children(image)
-        if children:
-            raise ConflictError(
-                f"{image} has linked clones: {', '.join(children)}", hint="flatten or remove those clones first"
-            )
+    images = vm_images(services, vm)
+    refuse_linked_clones(services, images, f"removing {vm} would delete their base")
     steps = []
     if vm in services.primitives():
         steps.append(disable_step(services, vm))
     steps += _remove_disks_steps(services, vm, images)
-    return Task("remove", vm, {"images": images}, steps, description=f"remove {vm} and its disks")
+
+    def precheck() -> None:
+        require_vm(services, vm)
+        refuse_linked_clones(services, vm_images(services, vm), f"removing {vm} would delete their base")
+
+    def kept(data: dict[str, Any]) -> str:
+        return (
+            f"{vm} is disabled and may be partly deleted; finish with `vmconsole vm remove {vm}` once the cause is"
+            " fixed"
+        )
+
+    return Task(
+        "remove",
+        vm,
+        {"images": images},
+        steps,
+        description=f"remove {vm} and its disks",
+        precheck=precheck,
+        kept=kept,
+    )
 
 
 def console_argv(services: Services, vm: str) -> list[str]:

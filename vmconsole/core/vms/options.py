@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmconsole.core.services import Services
-from vmconsole.core.steps import primitive_spec
+from vmconsole.core.steps import check_crm_config_cmd, primitive_spec
 from vmconsole.domain import units, validate
 from vmconsole.domain.errors import ValidationError
 from vmconsole.domain.settings import VmSettings
 
 RESERVED_META = ("target-role", "is-managed")
+# the agent's own parameters: where it reads the domain and which hypervisor it drives
+RESERVED_PARAMS = ("config", "hypervisor")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def check_options(services: Services, options: VmOptions, base: VmSettings, node
     for name in ("pacemaker_meta", "pacemaker_params", "pacemaker_utilization"):
         value = getattr(options, name)
         if value is not None:
-            reserved = RESERVED_META if name == "pacemaker_meta" else ()
+            reserved = {"pacemaker_meta": RESERVED_META, "pacemaker_params": RESERVED_PARAMS}.get(name, ())
             changes[name] = validate.pacemaker_options(value, name, reserved=reserved)
     if options.crm_config_cmd:
         if isinstance(options.crm_config_cmd, str):
@@ -85,6 +87,7 @@ def check_options(services: Services, options: VmOptions, base: VmSettings, node
             raise ValidationError(
                 "extra crm configuration needs crmsh ('crm'), which is not installed here", field="crm_config_cmd"
             )
+        check_crm_config_cmd(options.crm_config_cmd)
         changes["crm_config_cmd"] = tuple(options.crm_config_cmd)
     merged = base.with_changes(**changes)
     # the final primitive must be valid too (reserved meta, utilization integers...)

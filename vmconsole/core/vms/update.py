@@ -4,6 +4,9 @@ restart is needed), then write it.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -30,6 +33,8 @@ class UpdatePlan:
     new_metadata: dict[str, str] = field(repr=False, default_factory=dict)
     removed_keys: tuple[str, ...] = ()
     status: VmStatus = VmStatus.DISABLED
+    warnings: tuple[str, ...] = ()  # what the new domain XML can do on the host
+    based_on: str = ""  # fingerprint of the configuration the plan was made from
 
     @property
     def changed(self) -> bool:
@@ -53,6 +58,7 @@ class UpdatePlan:
         lines.append(
             f"{self.vm} is restarted for the new definition to take effect" if self.restart else "no restart needed"
         )
+        lines += [f"warning: {w}" for w in self.warnings]
         return lines
 
 
@@ -109,23 +115,20 @@ def update_plan(
         new_metadata=wanted,
         removed_keys=tuple(k for k in current if k not in wanted),
         status=state.status,
+        warnings=tuple(domain_xml.host_reaching(new_xml)) if diff and new_xml else (),
+        based_on=fingerprint(current),
     )
 
 
-def _replace_primitive_configuration(services: Services, vm: str, settings: VmSettings) -> None:
-    """Rewrite the VM's primitive and constraints in one CIB transaction (configuration replace)."""
-    primitive = services.primitives().get(vm)
-    if primitive is None:
-        raise ConflictError(f"{vm} has no primitive to update")
-    spec = primitive_spec(
-        services,
-        vm,
-        settings,
-        start=(primitive.target_role or "Started") == "Started",
-        remote_nodes=remote_nodes(services),
-    )
-    if not services.pacemaker.replace_vm(vm, build_primitive(spec), build_constraints(spec)):
-        raise ConflictError(f"{vm} has no primitive to update")
+def fingerprint(metadata: Mapping[str, str]) -> str:
+    """What the plan was made from, in a few characters: equal configurations, equal fingerprints."""
+    return hashlib.sha256(json.dumps(dict(sorted(metadata.items()))).encode()).hexdigest()[:16]
+
+
+def _own_constraint_ids(services: Services, vm: str, settings: VmSettings, nodes: list[str]) -> set[str]:
+    """The ids of the constraints vmconsole makes for the VM from these settings (nothing else is its)."""
+    spec = primitive_spec(services, vm, settings, start=True, remote_nodes=nodes)
+    return {str(c.get("id")) for c in build_constraints(spec)}
 
 
 def plan_update(services: Services, plan: UpdatePlan) -> Task:
@@ -134,9 +137,17 @@ def plan_update(services: Services, plan: UpdatePlan) -> Task:
         raise ConflictError(f"{vm}: nothing to change")
     image = naming.system_image(vm)
     before = services.rbd.metadata(image)
-    saved_configuration: dict[str, str] = {}
+
+    def precheck() -> None:
+        if plan.based_on and fingerprint(services.rbd.metadata(image)) != plan.based_on:
+            raise ConflictError(
+                f"the configuration of {vm} changed since this update was planned",
+                hint="review the update again: its diff would not be what happens",
+            )
 
     def write(ctx: StepContext) -> None:
+        ctx.data["metadata_before"] = before  # what recover puts back should this process die
+        ctx.save()
         services.rbd.metadata_remove(image, list(plan.removed_keys))
         services.rbd.metadata_set_many(image, {k: v for k, v in plan.new_metadata.items() if before.get(k) != v})
 
@@ -146,19 +157,41 @@ def plan_update(services: Services, plan: UpdatePlan) -> Task:
 
     steps = [Step(f"write the new configuration of {vm}", write, unwrite, weight=0.3)]
     if plan.primitive_changed:
+        old_settings = VmSettings.from_metadata(before)
+        new_settings = VmSettings.from_metadata(plan.new_metadata)
 
         def rewrite(ctx: StepContext) -> None:
-            saved_configuration["xml"] = services.pacemaker.configuration_section()
-            _replace_primitive_configuration(services, vm, VmSettings.from_metadata(plan.new_metadata))
+            # only the VM's primitive and the constraints vmconsole makes for it change, in one CIB patch
+            # that applies to the CIB as read or not at all; other tools' constraints stay as they are
+            primitive = services.primitives().get(vm)
+            if primitive is None:
+                raise ConflictError(f"{vm} has no primitive to update")
+            nodes = remote_nodes(services)
+            old_ids = _own_constraint_ids(services, vm, old_settings, nodes)
+            spec = primitive_spec(
+                services, vm, new_settings, start=(primitive.target_role or "Started") == "Started", remote_nodes=nodes
+            )
+            new_constraints = build_constraints(spec)
+            saved_primitive, saved_constraints = services.pacemaker.vm_elements(vm, old_ids)
+            ctx.data["saved_primitive"] = saved_primitive
+            ctx.data["saved_constraints"] = saved_constraints
+            ctx.data["added_constraints"] = sorted(str(c.get("id")) for c in new_constraints)
+            ctx.save()
+            if not services.pacemaker.update_vm(vm, build_primitive(spec), old_ids, new_constraints):
+                raise ConflictError(f"{vm} has no primitive to update")
+            ctx.data["primitive_rewritten"] = True
 
         def unrewrite(ctx: StepContext) -> None:
-            if "xml" in saved_configuration:
-                services.pacemaker.replace_configuration(saved_configuration["xml"])
+            if ctx.data.get("primitive_rewritten") and ctx.data.get("saved_primitive"):
+                services.pacemaker.restore_vm(
+                    vm, ctx.data["saved_primitive"], set(ctx.data["added_constraints"]), ctx.data["saved_constraints"]
+                )
 
         steps.append(Step("rewrite the Pacemaker primitive and constraints", rewrite, unrewrite))
     if plan.restart:
 
         def restart(ctx: StepContext) -> None:
+            ctx.data["restarting"] = True
             services.pacemaker.set_target_role(vm, "Stopped")
             services.wait_status(
                 vm, {VmStatus.STOPPED}, stop_timeout(services, vm), fail_on=set(), tick=ctx.check_cancel
@@ -167,7 +200,12 @@ def plan_update(services: Services, plan: UpdatePlan) -> Task:
             services.pacemaker.set_target_role(vm, "Started")
             services.wait_status(vm, {VmStatus.STARTED}, START_WAIT, tick=ctx.check_cancel)
 
-        steps.append(Step(f"restart {vm} on its new definition", restart, None, weight=3))
+        def start_again(ctx: StepContext) -> None:
+            # the VM was running: after the configuration went back, it runs again on the old one
+            if ctx.data.get("restarting") and vm in services.primitives():
+                services.pacemaker.set_target_role(vm, "Started")
+
+        steps.append(Step(f"restart {vm} on its new definition", restart, start_again, weight=3))
 
     def done(ctx: StepContext) -> None:
         ctx.data["_summary"] = f"{vm} updated in place" + (" and restarted" if plan.restart else "")
@@ -179,4 +217,6 @@ def plan_update(services: Services, plan: UpdatePlan) -> Task:
         {"changed": sorted(plan.metadata_changes), "restart": plan.restart},
         steps,
         description=f"update {vm} in place",
+        precheck=precheck,
+        warnings=plan.warnings,
     )
