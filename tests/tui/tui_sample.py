@@ -165,6 +165,9 @@ class FakeSession:
         if self.locks.get(oid) == cookie:
             del self.locks[oid]
 
+    def remove_object(self, oid: str) -> None:
+        self.objects.pop(oid, None)
+
 
 class FakeServices:
     """Runs tasks with the real TaskRunner on a FakeSession; planners are patched by the tests."""

@@ -61,3 +61,13 @@ def test_what_libvirt_did_not_answer_is_absent_not_null() -> None:
     assert {"libvirt_host", "libvirt_state", "qemu_log"}.isdisjoint(diagnosis(problems=("libvirt: down",)).to_json())
     partial = diagnosis(libvirt_host="hv1").to_json()
     assert partial["libvirt_host"] == "hv1" and "libvirt_state" not in partial and "qemu_log" not in partial
+
+
+def test_errors_carry_a_stable_reason_for_scripts() -> None:
+    from vmconsole.domain.errors import BackendTimeout, ConflictError, NotFoundError
+
+    assert NotFoundError("x").to_dict()["reason"] == "not_found"
+    assert BackendTimeout("ceph", "slow").reason == "timeout"
+    already = ConflictError("db1 is already enabled", reason="already_enabled")
+    assert already.already_done and already.to_dict()["reason"] == "already_enabled"
+    assert not ConflictError("db1 is locked").already_done

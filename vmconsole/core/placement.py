@@ -33,7 +33,7 @@ def plan_move(services: Services, vm: str, node: str) -> Task:
     if state.status is not VmStatus.STARTED:
         raise ConflictError(f"{vm} is {state.status.value}: only a Started VM can be moved")
     if state.node == node:
-        raise ConflictError(f"{vm} already runs on {node}")
+        raise ConflictError(f"{vm} already runs on {node}", reason="already_there")
     settings = VmSettings.from_metadata(services.rbd.metadata(naming.system_image(vm)))
     if settings.pinned_host:
         raise ConflictError(
@@ -107,9 +107,9 @@ def plan_node_standby(services: Services, node: str, standby: bool, *, wait: flo
     current = mon.node(node)
     assert current is not None
     if standby and current.status.value == "standby":
-        raise ConflictError(f"node {node} is already in standby")
+        raise ConflictError(f"node {node} is already in standby", reason="already_standby")
     if not standby and current.status.value == "online":
-        raise ConflictError(f"node {node} is already online")
+        raise ConflictError(f"node {node} is already online", reason="already_online")
     before = _placement(services)
 
     def run(ctx: StepContext) -> None:

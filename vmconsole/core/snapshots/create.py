@@ -59,7 +59,7 @@ def plan_snapshot_create(
     state = vm_state(services, vm)
     snap = validate.snapshot_name(name) if name is not None else validate.default_snapshot_name()
     if any(s.name == snap for s in state.snapshots):
-        raise ConflictError(f"{vm} already has a snapshot named {snap!r}", field="snapshot")
+        raise ConflictError(f"{vm} already has a snapshot named {snap!r}", field="snapshot", reason="already_exists")
     if not state.disks:
         raise ConflictError(f"{vm} has no disk to snapshot")
 

@@ -76,7 +76,10 @@ def plan_snapshot_protect(services: Services, vm: str, name: str, protect: bool)
     state = vm_state(services, vm)
     snap = find_snapshot(state, name)
     if snap.protected == protect:
-        raise ConflictError(f"snapshot {name!r} of {vm} is already {'protected' if protect else 'unprotected'}")
+        raise ConflictError(
+            f"snapshot {name!r} of {vm} is already {'protected' if protect else 'unprotected'}",
+            reason="already_protected" if protect else "already_unprotected",
+        )
     if not protect and children_of(services, state, snap):
         raise ConflictError(f"snapshot {name!r} has linked clones and must stay protected")
     records = read_records(services, vm)

@@ -73,7 +73,12 @@ def plan_clone(services: Services, spec: CloneSpec) -> Task:
         raise NotFoundError(f"no VM named {src!r}", field="source")
     exists = services.vm_exists(dst)
     if exists and not spec.force:
-        raise ConflictError(f"a VM named {dst!r} already exists", field="name", hint="use --force to replace it")
+        raise ConflictError(
+            f"a VM named {dst!r} already exists",
+            field="name",
+            hint="use --force to replace it",
+            reason="already_exists",
+        )
     source_meta = services.rbd.metadata(naming.system_image(src))
     base_settings = VmSettings.from_metadata(source_meta)
     base_xml_text = spec.xml if spec.xml is not None else source_meta.get("_base_xml")

@@ -178,6 +178,7 @@ def plan_create(services: Services, spec: CreateSpec) -> Task:
             f"a VM named {vm!r} already exists",
             field="name",
             hint="use --force to replace it (the old VM stays until the new one is built)",
+            reason="already_exists",
         )
     if exists:
         refuse_linked_clones(services, vm_images(services, vm), "replacing the VM would delete their base")

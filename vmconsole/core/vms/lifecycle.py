@@ -25,7 +25,9 @@ from vmconsole.domain.settings import VmSettings
 def plan_enable(services: Services, vm: str, *, start: bool = True) -> Task:
     require_vm(services, vm)
     if vm in services.primitives():
-        raise ConflictError(f"{vm} is already enabled", hint=f"`vmconsole vm start {vm}` to start it")
+        raise ConflictError(
+            f"{vm} is already enabled", hint=f"`vmconsole vm start {vm}` to start it", reason="already_enabled"
+        )
     VmSettings.from_metadata(services.rbd.metadata(naming.system_image(vm)))  # readable settings or error
     return Task(
         "enable",
@@ -39,7 +41,7 @@ def plan_enable(services: Services, vm: str, *, start: bool = True) -> Task:
 def plan_disable(services: Services, vm: str) -> Task:
     require_vm(services, vm)
     if vm not in services.primitives():
-        raise ConflictError(f"{vm} is already disabled (it has no Pacemaker primitive)")
+        raise ConflictError(f"{vm} is already disabled (it has no Pacemaker primitive)", reason="already_disabled")
     return Task("disable", vm, {}, [disable_step(services, vm)], description=f"disable {vm}")
 
 
@@ -47,9 +49,11 @@ def plan_start(services: Services, vm: str) -> Task:
     require_vm(services, vm)
     if vm not in services.primitives():
         raise ConflictError(f"{vm} is disabled", hint=f"`vmconsole vm enable {vm}` adds it to the cluster")
-    status, _node = services.vm_status(vm)
+    status, node = services.vm_status(vm)
     if status is VmStatus.FAILED:
         raise ConflictError(f"{vm} is Failed", hint=f"`vmconsole vm cleanup {vm}` clears the failure first")
+    if status is VmStatus.STARTED:
+        raise ConflictError(f"{vm} is already Started on {node}: nothing to do", reason="already_started")
 
     def run(ctx: StepContext) -> None:
         ctx.data["previous_role"] = "Stopped"
@@ -67,6 +71,9 @@ def plan_stop(services: Services, vm: str, *, force: bool = False) -> Task:
     require_vm(services, vm)
     if vm not in services.primitives():
         raise ConflictError(f"{vm} is disabled: it is not running under the cluster")
+    status, _node = services.vm_status(vm)
+    if status is VmStatus.STOPPED and not force:
+        raise ConflictError(f"{vm} is already Stopped: nothing to do", reason="already_stopped")
 
     def run(ctx: StepContext) -> None:
         services.pacemaker.set_target_role(vm, "Stopped")
