@@ -46,7 +46,7 @@ TREE: dict[str, tuple[str, ...]] = {
     "lock": ("show", "break"),
     "recover": (),
     "snapshot": ("create", "list", "remove", "protect", "unprotect", "rollback", "purge", "policy", "prune", "bulk"),
-    "lab": ("up", "down", "status", "seed"),
+    "lab": ("up", "down", "status", "seed", "crash", "rejoin", "exec"),
 }
 # verbs that are another verb's twin run that verb's handler
 TWINS = {("vm", "migrate"): "vm_move", ("snapshot", "unprotect"): "snapshot_protect"}
@@ -130,7 +130,18 @@ def test_key_values_repeat_and_later_keys_win() -> None:
 
 def test_vm_settings_become_vm_options() -> None:
     args = build_parser().parse_args(
-        ["vm", "update", "a", "--disable", "--pinned-host", "", "--disable-live-migration", "--pacemaker-meta", "m=1"]
+        [
+            "vm",
+            "clone",
+            "a",
+            "b",
+            "--disable",
+            "--pinned-host",
+            "",
+            "--disable-live-migration",
+            "--pacemaker-meta",
+            "m=1",
+        ]
     )
     opts = options.vm_options(args)
     assert (opts.enable, opts.start, opts.pinned_host, opts.live_migration) == (False, True, "", False)
@@ -143,7 +154,11 @@ def test_emit_prints_json_or_the_rendered_lines(capsys: pytest.CaptureFixture[st
         raise AssertionError("text is not rendered for --json")
 
     output.emit(True, {"b": 1, "a": [2]}, lines)
-    assert json.loads(capsys.readouterr().out) == {"a": [2], "b": 1}
+    assert json.loads(capsys.readouterr().out) == {"a": [2], "b": 1, "changed": False}
+    output.emit(True, [1], lines)
+    assert json.loads(capsys.readouterr().out) == [1]
+    output.emit(True, {"changed": "a user key"}, lines, changed=None)
+    assert json.loads(capsys.readouterr().out) == {"changed": "a user key"}
     output.emit(False, {}, lambda: iter(["one", "two"]))
     assert capsys.readouterr().out == "one\ntwo\n"
 
@@ -151,7 +166,7 @@ def test_emit_prints_json_or_the_rendered_lines(capsys: pytest.CaptureFixture[st
 @pytest.mark.parametrize(
     ("flags", "done", "out"),
     [
-        (["--json", "--dry-run"], True, {"dry_run": True, "plan": "p"}),
+        (["--json", "--dry-run"], True, {"dry_run": True, "changed": False, "would_change": True, "plan": "p"}),
         (["--json"], False, ""),
         (["--dry-run"], False, "line 1\nline 2\n"),
         ([], False, "line 1\nline 2\n"),
@@ -199,7 +214,16 @@ def test_a_plan_call_dry_run_prints_the_plan(
     plan = json.loads(capsys.readouterr().out)
     assert plan == {
         "dry_run": True,
-        "plan": {"operation": "start", "vm": "web1", "description": "why", "steps": ["stop"], "args": {"node": "n2"}},
+        "changed": False,
+        "would_change": True,
+        "plan": {
+            "operation": "start",
+            "vm": "web1",
+            "description": "why",
+            "steps": ["stop"],
+            "args": {"node": "n2"},
+            "warnings": [],
+        },
     }
     assert services.ran == []
     assert main(["vm", "start", "web1"]) == 0

@@ -21,17 +21,18 @@ MON_PORT_V1 = 6789
 MON_PORT_V2 = 3300
 OSD_SIZE = 10 * 1024**3
 DAEMONS = ("osd.0", "mgr.x", "mon.a")  # in stopping order
+LOOPBACK = "127.0.0.0/8"
 
 Log = Callable[[str], None]
 
 
-def conf_text(paths: LabPaths, fsid: str) -> str:
+def conf_text(paths: LabPaths, fsid: str, addr: str = MON_ADDR, network: str = LOOPBACK) -> str:
     d = paths.ceph
     return f"""[global]
 fsid = {fsid}
 mon initial members = a
-mon host = [v2:{MON_ADDR}:{MON_PORT_V2},v1:{MON_ADDR}:{MON_PORT_V1}]
-public network = 127.0.0.0/8
+mon host = {mon_host(addr)}
+public network = {network}
 ms bind ipv6 = false
 auth cluster required = cephx
 auth service required = cephx
@@ -100,6 +101,34 @@ rados mon op timeout = 10
 """
 
 
+def mon_host(addr: str = MON_ADDR) -> str:
+    return f"[v2:{addr}:{MON_PORT_V2},v1:{addr}:{MON_PORT_V1}]"
+
+
+def client_conf_text(fsid: str, addr: str) -> str:
+    """A client's /etc/ceph/ceph.conf, as on a SEAPATH host: the monitors and cephx, nothing else."""
+    return f"""[global]
+fsid = {fsid}
+mon host = {mon_host(addr)}
+auth cluster required = cephx
+auth service required = cephx
+auth client required = cephx
+
+[client.admin]
+client mount timeout = 10
+rados osd op timeout = 10
+rados mon op timeout = 10
+"""
+
+
+def fsid(paths: LabPaths) -> str:
+    for line in paths.ceph_conf.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "fsid":
+            return value.strip()
+    raise BackendError("ceph", f"no fsid in {paths.ceph_conf}")
+
+
 def ceph(paths: LabPaths, *args: str, timeout: float = 60.0, check: bool = True) -> Completed:
     return run(
         ["ceph", "-c", str(paths.ceph_conf), "--connect-timeout", "15", *args],
@@ -132,12 +161,13 @@ def _osd_up(paths: LabPaths) -> bool:
     return any(o.get("osd") == 0 and o.get("up") == 1 for o in osds)
 
 
-def up(paths: LabPaths, log: Log) -> None:
+def up(paths: LabPaths, log: Log, addr: str = MON_ADDR, network: str = LOOPBACK) -> None:
+    """Bring Ceph up with its daemons bound to ``addr`` (loopback, or the multi-node lab's host link)."""
     d = paths.ceph
     for sub in ("run", "log", "crash", "tmp", "mon/ceph-a", "mgr/ceph-x", "osd/ceph-0"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     fsid = str(uuid.uuid4())
-    paths.ceph_conf.write_text(conf_text(paths, fsid))
+    paths.ceph_conf.write_text(conf_text(paths, fsid, addr, network))
     conf = str(paths.ceph_conf)
     tmp = d / "tmp"
     admin_keyring = d / "ceph.client.admin.keyring"
@@ -185,7 +215,7 @@ def up(paths: LabPaths, log: Log) -> None:
         fsid,
         "--addv",
         "a",
-        f"[v2:{MON_ADDR}:{MON_PORT_V2},v1:{MON_ADDR}:{MON_PORT_V1}]",
+        mon_host(addr),
         str(tmp / "monmap"),
     )
     tool(

@@ -47,6 +47,11 @@ def prepare(paths: LabPaths) -> None:
     paths.pacemaker_log.mkdir(parents=True, exist_ok=True)
     _chown_cluster(paths.pacemaker_log, 0o770)
     paths.xml_dir.mkdir(parents=True, exist_ok=True)
+    install_agent(paths)
+
+
+def install_agent(paths: LabPaths) -> None:
+    """``seapath/VirtualDomain`` in the lab's OCF directory (overlaid where pacemaker runs)."""
     agent_dir = paths.ocf_root / "seapath"
     agent_dir.mkdir(parents=True, exist_ok=True)
     agent = agent_dir / "VirtualDomain"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -26,8 +27,18 @@ def cluster_node_reason(lab_dir: Path, ceph_conf: Path = Path("/etc/ceph/ceph.co
         # the lab's own daemons: Ceph's are started on the lab's files, the cluster's in a namespace
         if any(lab in arg for arg in argv) or _mount_namespace(entry.name) != own_namespace:
             continue
+        if _runs_on_a_lab(argv):
+            continue  # another lab's Ceph (a multi-node lab in its own directory)
         return f"{Path(argv[0]).name} runs here (pid {entry.name})"
     return None
+
+
+def _runs_on_a_lab(argv: list[str]) -> bool:
+    """A Ceph daemon started on a lab's configuration (``-c <lab>/ceph/ceph.conf``, beside lab.json)."""
+    for flag, value in itertools.pairwise(argv):
+        if flag == "-c" and value.endswith("/ceph/ceph.conf"):
+            return (Path(value).parent.parent / "lab.json").is_file()
+    return False
 
 
 def _mount_namespace(pid: str) -> str | None:

@@ -84,3 +84,64 @@ class LabPaths:
     @property
     def sercon(self) -> Path:
         return self.guests / "sercon-port.bin"
+
+    # the multi-node lab
+    @property
+    def nodes(self) -> Path:
+        """One directory per node of a multi-node lab."""
+        return self.root / "nodes"
+
+    def node(self, name: str) -> NodePaths:
+        return NodePaths(self.nodes / name)
+
+    @property
+    def sbin(self) -> Path:
+        """Holds the lab fence agent, overlaid on /usr/sbin inside the nodes only."""
+        return self.root / "sbin"
+
+    @property
+    def ssh(self) -> Path:
+        """The lab's SSH client key and the authorized key of every node (live migration)."""
+        return self.root / "ssh"
+
+    @property
+    def fence_log(self) -> Path:
+        return self.logs / "fence.log"
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    """One node of a multi-node lab: the upper layers of its /etc and /var, its logs and pid files.
+
+    Inside the node's mount namespace /etc and /var are overlays whose writes land here, so whatever
+    the node's daemons write (CIB, libvirt state, logs) stays in the node's own directory.
+    """
+
+    root: Path
+
+    @property
+    def etc(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def var(self) -> Path:
+        return self.root / "var"
+
+    @property
+    def work(self) -> Path:
+        """Overlay work directories (one per overlay, on the same filesystem as the uppers)."""
+        return self.root / "work"
+
+    @property
+    def ceph(self) -> Path:
+        """Bound on the node's /etc/ceph: written once Ceph is up, after the node started."""
+        return self.root / "ceph"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def ready(self) -> Path:
+        """Created by the node's namespace holder once every mount is in place."""
+        return self.root / "ready"
