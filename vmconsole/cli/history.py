@@ -32,7 +32,15 @@ def history(args: argparse.Namespace) -> int:
 def _history_lines(records: list[dict[str, Any]]) -> Iterator[str]:
     for r in records:
         yield (
-            f"{r.get('finished', '?')}  {safe(r.get('who', '?')):<16} {r.get('operation', '?'):<14} "
-            f"{safe(r.get('vm') or '-'):<12} {r.get('result', '?'):<9} {r.get('seconds', 0):>7.1f}s  "
+            f"{safe(r.get('finished', '?'))}  {safe(r.get('who', '?')):<16} {safe(r.get('operation', '?')):<14} "
+            f"{safe(r.get('vm') or '-'):<12} {safe(r.get('result', '?')):<9} {_seconds(r.get('seconds')):>7}s  "
             f"{safe(r.get('message', ''))}"
         )
+
+
+def _seconds(value: Any) -> str:
+    """A record's duration; a record written by something else may hold anything there."""
+    try:
+        return f"{float(value or 0):.1f}"
+    except (TypeError, ValueError):
+        return safe(value)

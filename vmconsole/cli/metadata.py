@@ -23,7 +23,12 @@ def add_parser(subparsers: Subparsers) -> None:
 def metadata_list(args: argparse.Namespace) -> int:
     with common.open_services(args) as svc:
         values = vms.metadata_list(svc, args.name)
-    emit(args.json, values, lambda: (f"{safe(key)} = {safe(value)}" for key, value in sorted(values.items())))
+    emit(
+        args.json,
+        values,
+        lambda: (f"{safe(key)} = {safe(value)}" for key, value in sorted(values.items())),
+        changed=None,  # the user's own keys: "changed" could be one of them
+    )
     return 0
 
 

@@ -87,15 +87,21 @@ class KeyValues(argparse.Action):
         setattr(namespace, self.dest, current)
 
 
-def add_vm_settings(parser: argparse.ArgumentParser) -> None:
-    """The VM settings of create, clone, update and import; ``vm_options`` reads them back."""
-    parser.add_argument("--disable", action="store_true", help="do not add it to Pacemaker (status Disabled)")
-    parser.add_argument("--nostart", action="store_true", help="enable it with target-role Stopped")
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an existing VM (the old one stays until the new one is fully built)",
-    )
+def add_vm_settings(parser: argparse.ArgumentParser, *, new_vm: bool = True, replace: bool = True) -> None:
+    """The VM settings of create, clone, update and import; ``vm_options`` reads them back.
+
+    ``new_vm``: --disable and --nostart (how a new VM joins the cluster; an update in place has
+    `vm disable` and `vm stop` for that). ``replace``: --force (create and clone replace an existing
+    VM; import and update do not). A command is never offered an option it would drop."""
+    if new_vm:
+        parser.add_argument("--disable", action="store_true", help="do not add it to Pacemaker (status Disabled)")
+        parser.add_argument("--nostart", action="store_true", help="enable it with target-role Stopped")
+    if replace:
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="replace an existing VM (the old one stays until the new one is fully built)",
+        )
     parser.add_argument("--metadata", nargs="+", action=KeyValues, metavar="KEY=VALUE", help="user metadata")
     parser.add_argument("--pinned-host", help="run only on this node ('' clears it, with vm update)")
     parser.add_argument("--preferred-host", help="prefer this node ('' clears it, with vm update)")
@@ -143,8 +149,8 @@ def vm_options(args: argparse.Namespace) -> vms.VmOptions:
         pacemaker_utilization=args.pacemaker_utilization,
         crm_config_cmd=args.crm_config_cmd,
         metadata=args.metadata,
-        enable=not args.disable,
-        start=not args.nostart,
+        enable=not getattr(args, "disable", False),
+        start=not getattr(args, "nostart", False),
     )
 
 

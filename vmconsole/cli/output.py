@@ -35,10 +35,17 @@ def print_json(value: Any) -> None:
     print(json.dumps(to_jsonable(value), indent=2, sort_keys=True))
 
 
-def emit(as_json: bool, value: Any, text: Callable[[], Iterable[str]]) -> None:
-    """A command's answer: ``value`` as JSON for scripts, else the lines ``text`` renders for people."""
+def emit(as_json: bool, value: Any, text: Callable[[], Iterable[str]], *, changed: bool | None = False) -> None:
+    """A command's answer: ``value`` as JSON for scripts, else the lines ``text`` renders for people.
+
+    An object answer carries ``changed`` (a read: false); ``changed=None`` leaves the answer as it is
+    (a mapping of the user's own keys, where ``changed`` could be one of them). A list answer is a
+    read's data: nothing changed."""
     if as_json:
-        print_json(value)
+        document = to_jsonable(value)
+        if changed is not None and isinstance(document, dict):
+            document = {**document, "changed": changed}
+        print_json(document)
     else:
         for line in text():
             print(line)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,11 +10,17 @@ from vmconsole.cli import common
 from vmconsole.cli.options import Subparsers, verb
 from vmconsole.cli.output import emit, safe
 from vmconsole.core.recovery import forget, incomplete_tasks, undo_task
+from vmconsole.domain.errors import NotFoundError, ValidationError
 
 
 def add_parser(subparsers: Subparsers) -> None:
     with verb(
-        subparsers, "recover", recover, help="incomplete tasks left by a killed vmconsole: list, undo", operands=()
+        subparsers,
+        "recover",
+        recover,
+        help="incomplete tasks left by a killed vmconsole: list, undo",
+        operands=(),
+        dry_run="show the task's journal entry (what it had done), change nothing",
     ) as p:
         p.add_argument("task", nargs="?", help="the task to act on")
         p.add_argument("--undo", action="store_true", help="undo its completed steps")
@@ -29,15 +34,32 @@ def recover(args: argparse.Namespace) -> int:
             entries = incomplete_tasks(svc)
             emit(args.json, entries, lambda: _incomplete_lines(entries))
             return 0
+        if not args.forget and not args.undo:
+            raise ValidationError("say what to do", field="task", hint="--undo (undo its completed steps) or --forget")
+        if args.dry_run:
+            entry = next((e for e in incomplete_tasks(svc) if e.get("task") == args.task), None)
+            if entry is None:
+                raise NotFoundError(f"no incomplete task {args.task!r}", field="task")
+            action = "forget" if args.forget else "undo"
+            emit(
+                args.json,
+                {"dry_run": True, "would_change": True, "action": action, "entry": entry},
+                lambda: [*_incomplete_lines([entry]), f"(dry run: the task would be {action}ed; nothing was changed)"],
+            )
+            return 0
         if args.forget:
             forget(svc, args.task)
-            print(f"journal entry {args.task} dropped")
+            emit(
+                args.json,
+                {"task": args.task, "forgotten": True},
+                lambda: [f"journal entry {safe(args.task)} dropped"],
+                changed=True,
+            )
             return 0
-        if not args.undo:
-            print("say what to do: --undo (undo its completed steps) or --forget", file=sys.stderr)
-            return 2
+        # before anything: undo_task breaks the dead task's locks before its undo runs as a task
+        svc.require_writable(f"undoing task {args.task}")
         result = undo_task(svc, args.task)
-        emit(args.json, result, lambda: [safe(result["message"])])
+        emit(args.json, result, lambda: [safe(result["message"])], changed=True)
         return 0
 
 
@@ -46,7 +68,8 @@ def _incomplete_lines(entries: list[dict[str, Any]]) -> Iterator[str]:
         yield "no incomplete task"
     for e in entries:
         yield (
-            f"{e['task']}  {e['operation']:<10} {safe(e.get('vm') or '-'):<12} {e['state']:<15} "
-            f"by {safe(e.get('holder'))} (pid {e.get('pid')}{', alive' if e.get('alive') else ''}) "
-            f"since {e.get('started')}; done: {', '.join(e.get('done', [])) or 'nothing'}"
+            f"{safe(e.get('task'))}  {safe(e.get('operation')):<10} {safe(e.get('vm') or '-'):<12} "
+            f"{safe(e.get('state')):<15} by {safe(e.get('holder'))} (pid {safe(e.get('pid'))}"
+            f"{', alive' if e.get('alive') else ''}) since {safe(e.get('started'))}; "
+            f"done: {safe(', '.join(map(str, e.get('done') or [])) or 'nothing')}"
         )

@@ -55,7 +55,13 @@ def add_parser(subparsers: Subparsers) -> None:
         group.add_argument("--all", action="store_true")
         group.add_argument("--oldest", metavar="N")
         group.add_argument("--before", metavar="DATETIME", help="ISO 8601; without a zone it is local time")
-    with verb(verbs, "policy", snapshot_policy, help="a VM's retention policy (applied by `snapshot prune`)") as p:
+    with verb(
+        verbs,
+        "policy",
+        snapshot_policy,
+        help="a VM's retention policy (applied by `snapshot prune`)",
+        dry_run="show the policy that would be set, change nothing",
+    ) as p:
         p.add_argument("--keep-last", type=int, default=None)
         p.add_argument("--keep-daily", type=int, default=None, help="newest snapshot of each of the last D days")
     with verb(
@@ -106,20 +112,20 @@ def snapshot_list(args: argparse.Namespace) -> int:
 
 def _snapshot_lines(vm: str, infos: list[snapshots.SnapshotInfo]) -> Iterator[str]:
     if not infos:
-        yield f"{vm} has no snapshot"
+        yield f"{safe(vm)} has no snapshot"
     for i in infos:
         s = i.snapshot
         age = humanize.naturaldelta(i.age_seconds) if i.age_seconds is not None else "?"
         written = humanize.naturalsize(i.written_since, binary=True) if i.written_since is not None else "?"
-        flags = [s.kind]
+        flags = [safe(s.kind)]
         if s.protected:
             flags.append("protected")
         if i.safety:
             flags.append("safety")
         if s.missing_on:
-            flags.append("MISSING on " + ", ".join(s.missing_on))
+            flags.append("MISSING on " + safe(", ".join(s.missing_on)))
         if i.clones:
-            flags.append("clones: " + ", ".join(i.clones))
+            flags.append("clones: " + safe(", ".join(i.clones)))
         when = s.created.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if s.created else "?"
         yield f"{safe(s.name):<28} {when}  {age:>14} ago  written since {written:>10}  ({', '.join(flags)})"
     yield f"{'NOW':<28} {datetime.now(UTC).astimezone():%Y-%m-%d %H:%M:%S %Z}"
@@ -196,15 +202,16 @@ def snapshot_prune(args: argparse.Namespace) -> int:
 
 def _purge(args: argparse.Namespace, svc: Services, plans: list[snapshots.PurgePlan]) -> int:
     """What purge and prune share: show every VM's plan, then remove the snapshots of all of them as one task."""
-    if common.preview(args, {"plans": [p.to_dict() for p in plans]}, _purge_lines(plans)):
+    would_change = any(p.remove for p in plans)
+    as_json = {"plans": [p.to_dict() for p in plans]}
+    if common.preview(args, as_json, _purge_lines(plans), would_change=would_change):
         return 0
     if args.dry_run:
         print("(dry run: nothing was changed)")
         return 0
     plans = [p for p in plans if p.remove]
     if not plans:
-        print("nothing to remove")
-        return 0
+        return common.unchanged(args, "nothing to remove", **as_json)
     vms = ", ".join(p.vm for p in plans)
     total = sum(len(p.remove) for p in plans)
     return common.execute(
@@ -218,32 +225,41 @@ def _purge(args: argparse.Namespace, svc: Services, plans: list[snapshots.PurgeP
 
 def _purge_lines(plans: Iterable[snapshots.PurgePlan]) -> Iterator[str]:
     for plan in plans:
-        yield f"{plan.vm}: {plan.mode}"
+        yield f"{safe(plan.vm)}: {safe(plan.mode)}"
         for s in plan.remove:
-            yield f"  remove {safe(s.name):<28} {s.created.isoformat() if s.created else '?'}  on {', '.join(s.disks)}"
+            yield (
+                f"  remove {safe(s.name):<28} {s.created.isoformat() if s.created else '?'}  "
+                f"on {safe(', '.join(s.disks))}"
+            )
         for s, reason in plan.keep:
-            yield f"  keep   {safe(s.name):<28} ({reason})"
+            yield f"  keep   {safe(s.name):<28} ({safe(reason)})"
         for note in plan.notes:
-            yield f"  note: {note}"
+            yield f"  note: {safe(note)}"
 
 
 def snapshot_policy(args: argparse.Namespace) -> int:
+    """Show a VM's retention policy; with --keep-last / --keep-daily set it (0 and 0 removes it)."""
     with common.open_services(args) as svc:
-        current = snapshots.policies(svc).get(args.name, snapshots.RetentionPolicy())
+        before = snapshots.policies(svc).get(args.name, snapshots.RetentionPolicy())
+        current = before
         if args.keep_last is not None or args.keep_daily is not None:
             current = snapshots.RetentionPolicy(
-                args.keep_last if args.keep_last is not None else current.keep_last,
-                args.keep_daily if args.keep_daily is not None else current.keep_daily,
+                validate.count(args.keep_last, "keep_last") if args.keep_last is not None else before.keep_last,
+                validate.count(args.keep_daily, "keep_daily") if args.keep_daily is not None else before.keep_daily,
             )
+        changed = current != before
+        if changed and not args.dry_run:
             snapshots.set_policy(svc, args.name, current)
-    emit(
-        args.json,
-        {"vm": args.name, **current.to_json()},
-        lambda: [
-            f"{args.name}: keep the last {current.keep_last}, and the newest of each of the last "
-            f"{current.keep_daily} day(s)"
-        ],
-    )
+    document = {"vm": args.name, **current.to_json()}
+    if args.dry_run:
+        document.update(dry_run=True, would_change=changed, before=before.to_json())
+    lines = [
+        f"{safe(args.name)}: keep the last {current.keep_last}, and the newest of each of the last "
+        f"{current.keep_daily} day(s)"
+    ]
+    if args.dry_run:
+        lines.append("(dry run: nothing was changed)" if changed else "(dry run: the policy is that already)")
+    emit(args.json, document, lambda: lines, changed=changed and not args.dry_run)
     return 0
 
 

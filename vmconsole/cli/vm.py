@@ -25,6 +25,7 @@ from vmconsole.cli.render import vm_detail, vm_table
 from vmconsole.core import vms
 from vmconsole.core.diagnose import diagnose
 from vmconsole.core.placement import plan_move
+from vmconsole.domain.errors import ValidationError
 
 PARTIAL_STATE = 10  # exit code of `vm list` when some part of the cluster did not answer
 
@@ -86,7 +87,7 @@ def add_parser(subparsers: Subparsers) -> None:
     ) as p:
         p.add_argument("--xml", help="new libvirt XML (without disks)")
         p.add_argument("--remove-metadata", nargs="+", default=[], metavar="KEY")
-        add_vm_settings(p)
+        add_vm_settings(p, new_vm=False, replace=False)
     for name in ("move", "migrate"):
         add_verb(
             verbs,
@@ -110,7 +111,7 @@ def add_parser(subparsers: Subparsers) -> None:
         p.add_argument("name", help="the libvirt domain")
         p.add_argument("--new-name", help="the cluster VM's name (default: the domain's)")
         p.add_argument("--disk-bus", default="virtio")
-        add_vm_settings(p)
+        add_vm_settings(p, replace=False)
     add_verb(verbs, "console", vm_console, help="the VM's serial console, on whichever node runs it", json=False)
 
 
@@ -144,6 +145,12 @@ def vm_create(args: argparse.Namespace) -> int:
 
 
 def vm_clone(args: argparse.Namespace) -> int:
+    if args.snapshot and not args.linked:
+        raise ValidationError(
+            "--snapshot names the snapshot a linked clone is made from: it needs --linked",
+            field="--snapshot",
+            hint="a deep clone copies the VM as it is now (at one instant across its disks)",
+        )
     with common.open_services(args) as svc:
         spec = vms.CloneSpec(
             source=args.source,
@@ -217,10 +224,13 @@ def vm_update(args: argparse.Namespace) -> int:
             "xml_diff": plan.xml_diff,
             "restart": plan.restart,
             "summary": plan.summary(),
+            "warnings": list(plan.warnings),
         }
-        if common.preview(args, as_json, [safe(line) for line in plan.summary()]):
+        if common.preview(args, as_json, [safe(line) for line in plan.summary()], would_change=plan.changed):
             return 0
         if not plan.changed:
+            if args.json:
+                return common.unchanged(args, f"{args.name}: nothing to change", **as_json)
             return 0
         return common.execute(
             args,
@@ -244,19 +254,23 @@ def vm_diagnose(args: argparse.Namespace) -> int:
 
 def _diagnosis_lines(report: dict[str, Any]) -> Iterator[str]:
     yield (
-        f"{safe(report['vm'])}: {report['status']} on {safe(report['node'] or '-')}, fail-count {report['fail_count']}"
+        f"{safe(report['vm'])}: {safe(report['status'])} on {safe(report['node'] or '-')}, "
+        f"fail-count {safe(report['fail_count'])}"
         f"{', BLOCKED' if report['blocked'] else ''}{'' if report['managed'] else ', unmanaged'}"
     )
     yield "failures:" if report["failures"] else "failures: none"
     for f in report["failures"]:
-        yield f"  {f['when']}  {f['operation']} on {safe(f['node'])}: {safe(f['reason'] or f['status'])} (rc={f['rc']})"
+        yield (
+            f"  {safe(f['when'])}  {safe(f['operation'])} on {safe(f['node'])}: "
+            f"{safe(f['reason'] or f['status'])} (rc={safe(f['rc'])})"
+        )
     yield "operations:"
     for op in report["operations"][-15:]:
         yield (
-            f"  {op.get('last-rc-change', '?')}  {op.get('task', '?'):<10} rc={op.get('rc', '?')} "
-            f"({safe(op.get('rc_text', ''))}) on {safe(op.get('node', ''))} {op.get('exec-time', '')}"
+            f"  {safe(op.get('last-rc-change', '?'))}  {safe(op.get('task', '?')):<10} rc={safe(op.get('rc', '?'))} "
+            f"({safe(op.get('rc_text', ''))}) on {safe(op.get('node', ''))} {safe(op.get('exec-time', ''))}"
         )
-    yield f"libvirt on {safe(report.get('libvirt_host', '?'))}: {report.get('libvirt_state') or 'not defined'}"
+    yield f"libvirt on {safe(report.get('libvirt_host', '?'))}: {safe(report.get('libvirt_state') or 'not defined')}"
     yield "QEMU log (tail):"
     for line in report.get("qemu_log", []):
         yield f"  {safe(line)}"
@@ -276,5 +290,5 @@ def vm_import(args: argparse.Namespace) -> int:
 def vm_console(args: argparse.Namespace) -> int:
     with common.open_services(args) as svc:
         argv = vms.console_argv(svc, args.name)
-    print(f"connecting: {' '.join(argv)} (Ctrl+] to leave)", file=sys.stderr)
+    print(f"connecting: {safe(' '.join(argv))} (Ctrl+] to leave)", file=sys.stderr)
     return subprocess.call(argv)
