@@ -92,18 +92,15 @@ def test_task_progress_pane_runs_in_the_background_and_lists(
     make_app: Any, fake_services: Any, monkeypatch: Any
 ) -> None:
     gate = threading.Event()
-    monkeypatch.setattr(
-        vms,
-        "plan_start",
-        lambda s, vm: tui_sample.fake_task(
-            "start", vm, 3, total=64 * tui_sample.MiB, gate=gate, summary=f"{vm} Started on hv1"
-        ),
-    )
     app = make_app(services=fake_services)
 
+    def planner(s: Any) -> Any:
+        return tui_sample.fake_task(
+            "snapshot-create", "spare1", 3, total=64 * tui_sample.MiB, gate=gate, summary="snapshot spare1 taken"
+        )
+
     async def scenario(pilot: Any) -> None:
-        table(app).move_to("spare1")
-        await pilot.press("s")  # start: no confirmation
+        app.start_task("snapshot spare1", "spare1", planner)  # a task with a view: its progress pane
         for _ in range(50):
             await pilot.pause(0.02)
             if app.tasks and app.tasks[-1].state is TaskState.RUNNING:
@@ -111,24 +108,73 @@ def test_task_progress_pane_runs_in_the_background_and_lists(
         screen = app.screen
         assert isinstance(screen, TaskScreen)
         record = app.tasks[-1]
-        assert record.active and record.steps == ("step 1 of start", "step 2 of start", "step 3 of start")
+        assert record.active and record.steps == tuple(f"step {i} of snapshot-create" for i in (1, 2, 3))
         await pilot.press("escape")  # to the background: it keeps running
         await pilot.pause()
         assert isinstance(app.screen, MainScreen) and record.active
         assert "1 task" in app.screen.query_one("#header").render().plain
         gate.set()
         await settle(pilot, app)
-        assert record.state is TaskState.DONE and record.message == "spare1 Started on hv1"
+        assert record.state is TaskState.DONE and record.message == "snapshot spare1 taken"
         assert record.percent == 100.0
         assert any("step 3 did its work" in line for line in record.log)
         await pilot.press("t")
         await pilot.pause()
         assert isinstance(app.screen, TaskListScreen)
+        assert "snapshot spare1 taken" in shown(app.screen.query_one("#tasks-result"))  # the result in full
         await pilot.press("enter")
         await pilot.pause()
         pane = app.screen.query_one(ProgressPane)
         pane.sync()
         assert "DONE" in shown(pane.query_one("#progress-current"))
+
+    drive(app, scenario)
+
+
+def test_one_step_actions_run_inline_and_a_no_op_leaves_no_task(
+    make_app: Any, fake_services: Any, monkeypatch: Any
+) -> None:
+    from vmconsole.domain.errors import ConflictError
+
+    gate = threading.Event()
+    monkeypatch.setattr(
+        vms, "plan_start", lambda s, vm: tui_sample.fake_task("start", vm, 1, gate=gate, summary=f"{vm} Started on hv1")
+    )
+
+    def already(s: Any, vm: str) -> Any:
+        raise ConflictError(f"{vm} is already Stopped: nothing to do", reason="already_stopped")
+
+    monkeypatch.setattr(vms, "plan_stop", lambda s, vm, force=False: already(s, vm))
+    app = make_app(services=fake_services)
+
+    async def scenario(pilot: Any) -> None:
+        table(app).move_to("spare1")
+        await pilot.press("s")  # start a Stopped VM: no task view, progress on its row
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if app.tasks and app.tasks[-1].state is TaskState.RUNNING:
+                break
+        assert isinstance(app.screen, MainScreen)
+        app._tick()
+        await pilot.pause()
+        assert "⟳ start" in table(app).get_cell("spare1", "note").plain
+        gate.set()
+        await settle(pilot, app)
+        assert app.tasks[-1].state is TaskState.DONE and isinstance(app.screen, MainScreen)
+        assert any(n.title == "Done" and "spare1 Started on hv1" in n.message for n in app._notifications)
+        table(app).move_to("web1")
+        await pilot.press("s")  # already Started: said so, no task
+        await pilot.pause()
+        assert len(app.tasks) == 1
+        assert any(n.title == "Nothing to do" and "web1 is already Started" in n.message for n in app._notifications)
+        # core's already_* answer too: an information notice, and no task left behind
+        monkeypatch.setattr(vms, "plan_cleanup", lambda s, vm: already(s, vm))
+        app.perform("cleanup", "web2")
+        await settle(pilot, app)
+        notes = [n for n in app._notifications if n.title == "Nothing to do"]
+        assert notes[-1].message == "web2 is already Stopped: nothing to do" and notes[-1].severity == "information"
+        assert all(r.vm != "web2" for r in app.tasks)
+        assert not any(n.severity == "error" for n in app._notifications)
 
     drive(app, scenario)
 
@@ -171,13 +217,17 @@ def test_planning_errors_go_through_the_error_path(make_app: Any, fake_services:
     app = make_app(services=fake_services)
 
     async def scenario(pilot: Any) -> None:
-        table(app).move_to("web1")
-        await pilot.press("e")
+        table(app).move_to("build1")
+        await pilot.press("e")  # enabling a Disabled VM asks first
+        await pilot.pause()
+        modal = app.screen
+        assert isinstance(modal, ConfirmModal) and "Pacemaker starts it" in modal.body.plain
+        await pilot.press("y")
         await settle(pilot, app)
         record = app.tasks[-1]
         assert record.state is TaskState.FAILED
         note = next(n for n in app._notifications if n.severity == "error")
-        assert note.message == "web1 is already enabled\nfield: name\nhint: press s to start it"
+        assert note.message == "build1 is already enabled\nfield: name\nhint: press s to start it"
 
     drive(app, scenario)
 
@@ -195,7 +245,7 @@ def test_snapshot_create_checks_the_name_and_runs(make_app: Any, fake_services: 
     async def scenario(pilot: Any) -> None:
         table(app).move_to("db1")
         await pilot.press("n")
-        await pilot.pause()
+        await settle(pilot, app)  # the XML is read first: does the guest have an agent?
         screen = app.screen
         assert isinstance(screen, SnapshotCreateScreen)
         name = screen.query_one("#snap-name", Input)

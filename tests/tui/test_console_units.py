@@ -164,3 +164,60 @@ def test_the_lifecycle_watch_stops_within_a_second_without_any_event() -> None:
     stop.set()
     thread.join(2.5)  # no event comes any more: the timer wakes the loop up
     assert not thread.is_alive()
+
+
+def test_completion_ranks_the_vm_verbs_first() -> None:
+    assert cmdline.complete_verb("sta") == "start"  # not standby
+    assert cmdline.complete_verb("st") == "start"
+    assert cmdline.complete_verb("stan") == "standby"
+    assert cmdline.complete_verb("tim") == "timeline" and cmdline.complete_verb("start") is None
+    assert cmdline.complete_verb("") is None and cmdline.complete_verb("zzz") is None
+    assert cmdline.parse_command("import legacy-dom web9").args == ("legacy-dom", "web9")
+    assert cmdline.parse_command("colocate web1 db1 cache1") == cmdline.Command(
+        "colocate", "web1", ("db1", "cache1"), "web1 db1 cache1"
+    )
+
+
+def test_the_failure_book_keeps_a_failure_until_a_success_or_a_cleanup() -> None:
+    from dataclasses import replace
+
+    from vmconsole.tui.memory import FailureBook, KeptFailure
+
+    book = FailureBook()
+    state = tui_sample.state()
+    spare1 = state.vm("spare1")
+    assert spare1 is not None and book.shown(spare1) is None
+    book.remember("spare1", KeptFailure(tui_sample.NOW, "start", "spare1 failed to start"))
+    book.add_cause("spare1", "Permission denied")
+    kept = book.shown(spare1)
+    assert kept is not None and kept.cause == "Permission denied" and kept.source == "task"
+    legacy = state.vm("legacy")
+    assert legacy is not None
+    from_pacemaker = book.shown(legacy)  # Pacemaker's failure while it does not run
+    assert from_pacemaker is not None and from_pacemaker.source == "pacemaker" and from_pacemaker.what == "start"
+    assert book.failed_names(state.vms) == {"legacy", "spare1"}
+    version = book.version
+    book.observe(state)  # still Stopped: kept
+    assert book.get("spare1") is not None and book.version == version
+    started = replace(
+        state, vms=tuple(replace(v, status=VmStatus.STARTED) if v.name == "spare1" else v for v in state.vms)
+    )
+    book.observe(started)  # a success
+    assert book.get("spare1") is None and book.version == version + 1
+    book.remember("spare1", KeptFailure(tui_sample.NOW, "start", "again"))
+    book.forget("spare1")  # a cleanup
+    assert book.get("spare1") is None
+
+
+def test_an_incomplete_task_record_names_its_commands() -> None:
+    from vmconsole.domain.errors import OperationIncomplete
+    from vmconsole.tui.widgets.progress_pane import result_text
+
+    record = TaskRecord("remove web9", "web9", tui_sample.NOW)
+    record.finish_error(
+        OperationIncomplete("web9 may be partly deleted; finish with `vmconsole vm remove web9` once fixed"),
+        tui_sample.NOW,
+    )
+    assert record.state is TaskState.INCOMPLETE and record.commands == ["vmconsole vm remove web9"]
+    assert "To finish, revert or look further:\n  vmconsole vm remove web9" in result_text(record).plain
+    assert "stopped part-way" in current_text(record).plain

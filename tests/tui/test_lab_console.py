@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from textual.widgets import Input
+from textual.widgets import Checkbox, Input
 from tui_helpers import drive
 
 from vmconsole.config import Config
@@ -25,9 +25,12 @@ from vmconsole.lab.lab import Lab
 from vmconsole.lab.seed import base_xml, disk_image
 from vmconsole.tui.app import VmConsoleApp
 from vmconsole.tui.screens.confirm import ConfirmModal
+from vmconsole.tui.screens.lock import LockScreen
 from vmconsole.tui.screens.progress import TaskScreen
 from vmconsole.tui.screens.rollback import RollbackImpactScreen
 from vmconsole.tui.screens.rollback_pick import RollbackPickScreen
+from vmconsole.tui.screens.snapshot_create import SnapshotCreateScreen
+from vmconsole.tui.screens.timeline import TimelineScreen
 from vmconsole.tui.task_record import TaskRecord, TaskState
 
 pytestmark = pytest.mark.lab
@@ -97,8 +100,8 @@ def test_snapshot_create_and_remove_from_the_console(ui_vm: tuple[Services, str]
     async def scenario(pilot: Any) -> None:
         await fresh_state(pilot, app, lambda s: s.vm(name) is not None, "the ui VM")
         assert app.screen.query_one("#vms").move_to(name)
-        await pilot.press("n")
-        await pilot.pause()
+        await pilot.press("n")  # the domain XML is read first: does the guest have an agent to freeze?
+        await until(pilot, lambda: isinstance(app.screen, SnapshotCreateScreen), 60, "the snapshot form")
         app.screen.query_one("#snap-name", Input).value = "uisnap1"
         await pilot.press("enter")
         await finished(pilot, app, 1)
@@ -107,6 +110,8 @@ def test_snapshot_create_and_remove_from_the_console(ui_vm: tuple[Services, str]
         await pilot.press("tab", "tab")  # past the cluster pane, to the snapshot pane: oldest first, then NOW
         pane = app.screen.query_one("#snapshots")
         assert app.screen.focused is pane
+        # the tree's extras (linked clones, the last rollback's undo point) read from the real cluster
+        await until(pilot, lambda: name in pane.extras, 60, "the snapshot tree's extras")  # type: ignore[attr-defined]
         pane.move_cursor(row=pane.get_row_index("uisnap1"))  # type: ignore[attr-defined]
         await pilot.press("delete")
         await pilot.pause()
@@ -129,9 +134,13 @@ def test_clone_shows_its_progress_then_remove_with_typed_name(ui_vm: tuple[Servi
         await pilot.press("C")
         await pilot.pause()
         app.screen.query_one("#clone-name", Input).value = clone
-        await pilot.click("#clone-enable")  # a disabled clone: no Pacemaker round trip
+        app.screen.query_one("#vs-enable", Checkbox).value = False  # a disabled clone: no Pacemaker round trip
         await pilot.pause()
         await pilot.click("#ok")
+        # the service's plan first (its steps, its warnings), then yes runs that plan
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), 60, "the clone's plan")
+        assert any(line.strip().startswith("1. ") for line in app.screen.body.plain.splitlines())  # type: ignore[attr-defined]
+        await pilot.press("y")
         await until(pilot, lambda: isinstance(app.screen, TaskScreen), 10, "the progress screen")
         record = await finished(pilot, app, 1)
         assert any(step.startswith("copy system_") for step in record.steps), record.steps
@@ -174,5 +183,41 @@ def test_guided_rollback_with_safety_snapshot_then_undo(ui_vm: tuple[Services, s
         assert isinstance(app.screen, ConfirmModal)
         await pilot.press("y")
         await finished(pilot, app, 2)
+
+    drive(app, scenario)
+
+
+def test_enable_asks_then_the_timeline_shows_the_start_and_the_lock_is_free(ui_vm: tuple[Services, str]) -> None:
+    services, name = ui_vm
+    app = console(services, name)
+
+    async def scenario(pilot: Any) -> None:
+        await fresh_state(pilot, app, lambda s: s.vm(name) is not None, "the ui VM")
+        app.screen.query_one("#vms").move_to(name)
+        await pilot.press("e")  # a Disabled VM: enabling (and starting) it asks first
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal) and "Pacemaker starts it" in app.screen.body.plain
+        await pilot.press("y")
+        await finished(pilot, app, 1)  # inline: no task view
+        await fresh_state(pilot, app, lambda s: s.vm(name).status.value == "Started", "the ui VM started")
+        await pilot.press("T")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, TimelineScreen) and app.screen.loaded is not None,
+            60,
+            "the timeline",
+        )
+        screen = app.screen
+        assert isinstance(screen, TimelineScreen) and screen.loaded is not None
+        assert not screen.loaded.problems, screen.loaded.problems
+        starts = [e for e in screen.entries if e.kind == "operation" and e.vm == name and e.action == "start"]
+        assert starts and starts[0].severity == "info", [e for e in screen.entries if e.vm == name]
+        assert any(e.kind == "task" and e.host for e in screen.entries)  # who ran what, from which host
+        await pilot.press("escape")
+        app.screen.query_one("#vms").move_to(name)
+        await pilot.press("L")
+        await until(pilot, lambda: isinstance(app.screen, LockScreen) and app.screen.status is not None, 60, "the lock")
+        assert isinstance(app.screen, LockScreen) and app.screen.status is not None
+        assert app.screen.status["locked"] is False
 
     drive(app, scenario)

@@ -28,6 +28,16 @@ def make_app(**kwargs: Any) -> VmConsoleApp:
     return VmConsoleApp(tui_sample.config(60.0), state_source=tui_sample.Source(), clock=tui_sample.clock, **kwargs)
 
 
+def with_services(**kwargs: Any) -> VmConsoleApp:
+    """An app on fake services that answer the sample's history and operations (the timeline's sources)."""
+    source = tui_sample.Source()
+    services = tui_sample.FakeServices(source)
+    services.records = list(tui_sample.HISTORY)
+    return VmConsoleApp(
+        tui_sample.config(60.0), state_source=source, clock=tui_sample.clock, services=services, **kwargs
+    )
+
+
 async def ready(pilot: Any) -> None:
     """The first state read is done and shown."""
     await pilot.app.workers.wait_for_complete()
@@ -50,6 +60,7 @@ def at_vm(name: str, *then: str) -> Any:
         await pilot.pause()
         if then:
             await pilot.press(*then)
+            await pilot.app.workers.wait_for_complete()
         await steady(pilot)
 
     return run_before
@@ -157,6 +168,190 @@ def test_update_diff(snap_compare: Any, size: tuple[int, int]) -> None:
     async def run_before(pilot: Any) -> None:
         await ready(pilot)
         show_update_diff(pilot.app, tui_sample.update_plan())
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_main_screen_kept_failure_and_overdue_read(snap_compare: Any, size: tuple[int, int]) -> None:
+    from vmconsole.tui.memory import KeptFailure
+    from vmconsole.tui.refresh import Overdue
+
+    async def run_before(pilot: Any) -> None:
+        await ready(pilot)
+        app = pilot.app
+        app.failures.remember(
+            "spare1",
+            KeptFailure(
+                tui_sample.NOW,
+                "start",
+                "spare1 is Stopped: start on hv2: Failed to start virtual domain spare1. (rc=1)",
+                cause="qemu-system-x86_64: -blockdev: error connecting: Permission denied (the QEMU log on hv2)",
+            ),
+        )
+        main = app.screen
+        main.query_one("#vms").move_to("spare1")
+        main.show_refresh(app.last_ok, app.now(), None, Overdue(7.0, ("pacemaker",), ("ceph",)))
+        main.show_tasks(1, {"web1": "stop 40%"})
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_timeline(snap_compare: Any, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Any) -> None:
+        await ready(pilot)
+        app = pilot.app
+        app.events.host = "hv1"
+        app.events.lifecycle("web1", "stopped", tui_sample.NOW)
+        await pilot.press("T")
+        await app.workers.wait_for_complete()
+        await steady(pilot)
+
+    assert snap_compare(with_services(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_create_full_form(snap_compare: Any, size: tuple[int, int]) -> None:
+    XML_DIR.mkdir(exist_ok=True)
+    xml = XML_DIR / "web3.xml"
+    xml.write_text("<domain type='kvm'><name>web3</name><memory unit='MiB'>512</memory><devices/></domain>")
+    image = XML_DIR / "debian.qcow2"
+    image.write_bytes(b"QFI\xfb")
+
+    async def run_before(pilot: Any) -> None:
+        await ready(pilot)
+        app = pilot.app
+        app.push_screen(CreateScreen("web3", str(image), str(xml), nodes=app.state.nodes))
+        await pilot.pause()
+        form = app.screen
+        for selector, value in {
+            "#vs-stop-timeout": "2min",
+            "#vs-priority": "high",
+            "#vs-pacemaker-params": "force_stop=true",
+            "#vs-metadata": "owner=ops",
+        }.items():
+            form.query_one(selector, Input).value = value
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help_of_the_vm_table(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(make_app(), terminal_size=size, run_before=at_vm("db1", "question_mark", "G"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_vm_detail_with_its_cause(snap_compare: Any, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Any) -> None:
+        from vmconsole.tui.memory import KeptFailure
+
+        await ready(pilot)
+        app = pilot.app
+        app.failures.remember(
+            "legacy",
+            KeptFailure(
+                tui_sample.NOW,
+                "start",
+                "legacy is Failed: start on hv2: Failed to start virtual domain legacy. (rc=1)",
+                cause="qemu-system-x86_64: -blockdev: error connecting: Permission denied (the QEMU log on hv2)",
+            ),
+        )
+        app.screen.query_one("#vms").move_to("legacy")
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_retention_dry_run(snap_compare: Any, size: tuple[int, int]) -> None:
+    from vmconsole.core.snapshots import PurgePlan, RetentionPolicy
+    from vmconsole.tui.screens.retention import RetentionScreen
+
+    async def run_before(pilot: Any) -> None:
+        await ready(pilot)
+        app = pilot.app
+        screen = RetentionScreen(app.state.vm("db1"), app.now())
+        screen.reload = lambda: None  # type: ignore[method-assign]
+        app.push_screen(screen)
+        await pilot.pause()
+        screen.show_policy(RetentionPolicy(keep_last=1, keep_daily=7))
+        snaps = tui_sample.db1_snapshots()
+        screen.show_plan(
+            PurgePlan("db1", (snaps[1],), ((snaps[0], "protected"), (snaps[2], "one of the last 1")), "policy")
+        )
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_lock_held_by_a_dead_task(snap_compare: Any, size: tuple[int, int]) -> None:
+    from vmconsole.tui.screens.lock import LockScreen
+
+    async def run_before(pilot: Any) -> None:
+        await ready(pilot)
+        app = pilot.app
+        screen = LockScreen("db1")
+        screen.action_reload = lambda: None  # type: ignore[method-assign]
+        app.push_screen(screen)
+        await pilot.pause()
+        holder = {
+            "holder": "ops@hv9",
+            "operation": "clone",
+            "task": "3f9c2a7d1e04",
+            "since": "2026-05-04T11:40:00+00:00",
+        }
+        screen.show(
+            {"vm": "db1", "locked": True, "holder": {**holder, "pid": 4242}, "lockers": [], "holder_alive": None}
+        )
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_colocation_and_remote_forms(snap_compare: Any, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Any) -> None:
+        await at_vm("web1", "W")(pilot)
+        pilot.app.screen.query_one("#colocate-resources", Input).value = "db1 cache1"
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_update_form(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(make_app(), terminal_size=size, run_before=at_vm("db1", "u"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_failed_start_with_its_cause(snap_compare: Any, size: tuple[int, int]) -> None:
+    from vmconsole.tui.task_record import TaskRecord
+
+    async def run_before(pilot: Any) -> None:
+        from vmconsole.domain.errors import OperationFailed
+
+        await ready(pilot)
+        app = pilot.app
+        record = TaskRecord("start spare1", "spare1", tui_sample.NOW, operation="start", steps=("start spare1",))
+        record.finish_error(
+            OperationFailed(
+                "spare1 is Failed: start on hv2: Failed to start virtual domain spare1. (rc=1)",
+                hint="`vmconsole vm diagnose spare1` shows the details",
+            ),
+            tui_sample.NOW,
+        )
+        record.message += " (`vmconsole vm diagnose spare1` shows the details)"
+        record.set_cause(
+            "qemu-system-x86_64: -blockdev: error connecting: Permission denied (the QEMU log on hv2)", tui_sample.NOW
+        )
+        app.push_screen(TaskScreen(record))
         await steady(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)

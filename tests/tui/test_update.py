@@ -54,7 +54,7 @@ def test_update_shows_the_diff_and_needs_the_typed_name_for_a_restart(
         await pilot.pause()
         assert "Nothing given: pick a new domain XML and/or change a setting." in messages(app) and not fake.calls
         form.query_one("#update-xml", Input).value = str(xml_file)
-        form.query_one("#update-priority", Input).value = "5"
+        form.query_one("#vs-priority", Input).value = "5"
         await pilot.pause()
         assert "valid domain XML" in shown(form.query_one("#update-xml-error"))
         await pilot.click("#ok")
@@ -107,25 +107,33 @@ def test_update_without_restart_is_a_y_n_question_and_nothing_to_change_is_a_not
         await pilot.pause()
         form = app.screen
         assert isinstance(form, UpdateScreen)
-        form.query_one("#update-stop-timeout", Input).value = "30"
+        form.query_one("#vs-stop-timeout", Input).value = "30"
         await pilot.click("#ok")
         await settle(pilot, app)
         assert isinstance(app.screen, UpdateScreen)
         note = next(n for n in app._notifications if "nothing to change" in n.message)
         assert note.message == "web1: nothing to change" and note.severity == "information"
-        # a refused value: the central error path, the form stays to fix it
-        fake.plan = ValidationError("must be an integer, got 'high'", field="priority")
-        form.query_one("#update-priority", Input).value = "high"
+        # a refused value: said under its field as typed (the CLI's message), the form stays to fix it
+        calls = len(fake.calls)
+        form.query_one("#vs-priority", Input).value = "high"
+        await pilot.pause()
+        assert shown(form.query_one("#vs-priority-error")).strip() == "must be an integer, got 'high'"
+        await pilot.click("#ok")
+        await settle(pilot, app)
+        assert len(fake.calls) == calls and isinstance(app.screen, UpdateScreen)
+        # what the service refuses at plan time goes through the central error path
+        fake.plan = ValidationError("no such node", field="preferred_host")
+        form.query_one("#vs-priority", Input).value = "7"
         await pilot.click("#ok")
         await settle(pilot, app)
         error = next(n for n in app._notifications if n.severity == "error")
-        assert error.message == "must be an integer, got 'high'\nfield: priority"
+        assert error.message == "no such node\nfield: preferred_host"
         assert isinstance(app.screen, UpdateScreen) and not form.query_one("#ok", Button).disabled
         # settings only, no restart: y/n, defaulting to No
         fake.plan = tui_sample.update_plan("web1", restart=False, xml=False)
-        form.query_one("#update-priority", Input).value = ""
-        form.query_one("#update-live", Select).value = "on"
-        form.query_one("#update-preferred", Select).value = "hv2"
+        form.query_one("#vs-priority", Input).value = ""
+        form.query_one("#vs-live", Select).value = "on"
+        form.query_one("#vs-preferred-host", Select).value = "hv2"
         await pilot.click("#ok")
         await settle(pilot, app)
         options = VmOptions(stop_timeout="30", live_migration=True, preferred_host="hv2")

@@ -169,6 +169,16 @@ class FakeSession:
         self.objects.pop(oid, None)
 
 
+class FakePacemaker:
+    """crm_mon's operation history for the timeline: ``operations`` is the XML it answers."""
+
+    def __init__(self) -> None:
+        self.operations = OPERATIONS_XML
+
+    def operations_xml(self) -> str:
+        return self.operations
+
+
 class FakeServices:
     """Runs tasks with the real TaskRunner on a FakeSession; planners are patched by the tests."""
 
@@ -179,9 +189,19 @@ class FakeServices:
         self.session = FakeSession()
         self.runner_class = TaskRunner
         self.ran: list[str] = []
+        self.records: list[dict[str, object]] = []  # what ``history`` answers
+        self.pacemaker = FakePacemaker()
 
     def state(self) -> ClusterState:
         return self.source()
+
+    def vm(self, name: str, *, with_usage: bool = False) -> VmState:
+        from vmconsole.domain.errors import NotFoundError
+
+        found = self.source().vm(name)
+        if found is None:
+            raise NotFoundError(f"no VM named {name!r}", field="name")
+        return found
 
     def runner(self, listener: object = None) -> object:
         return self.runner_class(self.session, listener)  # type: ignore[arg-type]
@@ -191,10 +211,53 @@ class FakeServices:
         return self.runner_class(self.session, listener).run(task, cancel)  # type: ignore[arg-type]
 
     def history(self, months: int = 3) -> list[dict[str, object]]:
-        return []
+        return list(self.records)
 
     def close(self) -> None:
         pass
+
+
+# crm_mon --include=operations for the sample: web1 started and monitored on hv1, legacy's failed start
+OPERATIONS_XML = """<crm_mon version="2.1.5"><node_history>
+<node name="hv1"><resource_history id="web1" orphan="false" migration-threshold="1000000">
+<operation_history
+ call="12" task="start" rc="0" rc_text="ok" last-rc-change="2026-05-04 10:58:01Z" exec-time="1502ms"/>
+<operation_history
+ call="13" task="monitor" rc="0" rc_text="ok" interval="10000ms" last-rc-change="2026-05-04 10:58:03Z"/>
+</resource_history></node>
+<node name="hv2"><resource_history id="legacy" orphan="false" migration-threshold="1000000">
+<operation_history
+ call="7" task="start" rc="1" rc_text="error" last-rc-change="2026-05-04 11:53:00Z" exec-time="890ms"/>
+<operation_history call="8" task="stop" rc="0" rc_text="ok" last-rc-change="2026-05-04 11:53:02Z" exec-time="120ms"/>
+</resource_history></node>
+</node_history></crm_mon>"""
+
+HISTORY = [
+    {
+        "task": "a1b2c3d4e5f6",
+        "operation": "snapshot-create",
+        "vm": "db1",
+        "who": "ops@hv1",
+        "result": "ok",
+        "started": "2026-05-04T11:00:00+00:00",
+        "finished": "2026-05-04T11:00:02+00:00",
+        "seconds": 1.2,
+        "message": "snapshot db1 as snap-20260504-110000 (2 disks, 1 guest filesystem frozen)",
+        "args": {"snapshot": "snap-20260504-110000", "freeze": True},
+    },
+    {
+        "task": "0f1e2d3c4b5a",
+        "operation": "start",
+        "vm": "legacy",
+        "who": "ann@hv2",
+        "result": "failed",
+        "started": "2026-05-04T11:52:30+00:00",
+        "finished": "2026-05-04T11:53:05+00:00",
+        "seconds": 35.0,
+        "message": "legacy is Failed: start on hv2: Failed to start virtual domain legacy. (rc=1)",
+        "args": {},
+    },
+]
 
 
 def fake_task(

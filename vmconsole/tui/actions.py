@@ -33,9 +33,17 @@ class ActionSpec:
 
 VM_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("detail", "enter", "Detail", "Open the VM's detail view (status, failure, disks, metadata)", False),
+    ActionSpec(
+        "log",
+        "l",
+        "Log/diagnose",
+        "Why the VM failed: its failures (newest first, with their cause), Pacemaker's operations, the QEMU log",
+        False,
+        aliases=("diagnose",),
+    ),
     ActionSpec("start", "s", "Start", "Start the VM (set target-role Started and wait)", True),
     ActionSpec("stop", "x", "Stop", "Stop the VM (y/n confirmation)", True),
-    ActionSpec("enable", "e", "Enable", "Enable the VM: add its Pacemaker primitive", True),
+    ActionSpec("enable", "e", "Enable", "Enable the VM: add its Pacemaker primitive and start it (y/n)", True),
     ActionSpec("disable", "E", "Disable", "Disable the VM: remove its primitive (y/n confirmation)", True),
     ActionSpec("cleanup", "c", "Cleanup", "Clear the VM's Pacemaker failures", True),
     ActionSpec("remove", "delete", "Remove", "Remove the VM and its disks (type the name to confirm)", True),
@@ -45,6 +53,13 @@ VM_ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("purge", "P", "Purge", "Purge old snapshots (dry-run list first)", True),
     ActionSpec("clone", "C", "Clone", "Clone the VM (deep copy or linked)", True),
+    ActionSpec(
+        "flatten",
+        "f",
+        "Flatten",
+        "Make a linked clone independent: copy what it shares with its source's snapshot (y/n)",
+        True,
+    ),
     ActionSpec(
         "move",
         "M",
@@ -62,7 +77,34 @@ VM_ACTIONS: tuple[ActionSpec, ...] = (
         aliases=("edit",),
     ),
     ActionSpec("metadata", "m", "Metadata", "View and edit the VM's metadata", False, aliases=("meta",)),
-    ActionSpec("config", "v", "Config", "View the VM's domain XML (_base_xml vs xml diff)", False, aliases=("xml",)),
+    ActionSpec("config", "v,y", "XML", "View the VM's domain XML (_base_xml vs xml diff)", False, aliases=("xml",)),
+    ActionSpec(
+        "colocate",
+        "W",
+        "Colocation",
+        "Keep the VM on the same node as other resources (colocation, strong or not)",
+        True,
+        aliases=("colocation", "constraint"),
+    ),
+    ActionSpec(
+        "remote",
+        "Z",
+        "Pcmk remote",
+        "The pacemaker-remote node the VM carries: add it (name, address, port, timeout) or remove it",
+        True,
+        aliases=("pacemaker-remote",),
+    ),
+    ActionSpec(
+        "retention",
+        "K",
+        "Retention",
+        "The VM's snapshot retention policy (keep the last N, one a day for D days) and its prune, dry run first",
+        False,
+        aliases=("policy",),
+    ),
+    ActionSpec(
+        "lock", "L", "Lock", "Who holds the VM's operation lock; break a dead holder's lock (typed name)", False
+    ),
     ActionSpec("console", "o", "Console", "Attach to the VM's serial console (virsh console)", True),
     ActionSpec("mark", "space", "Mark", "Mark or unmark the VM for a bulk snapshot", False),
 )
@@ -70,9 +112,43 @@ VM_ACTIONS: tuple[ActionSpec, ...] = (
 GLOBAL_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("create", "a", "Create", "Create a VM from a disk image and a domain XML", True, needs_vm=False),
     ActionSpec(
+        "import",
+        "I",
+        "Import",
+        "Import a VM defined in this host's libvirt into the cluster (add-to-cluster)",
+        True,
+        needs_vm=False,
+        aliases=("add-to-cluster",),
+    ),
+    ActionSpec(
         "bulk-snapshot", "N", "Bulk snap", "Snapshot every marked VM at once (type the count)", True, needs_vm=False
     ),
     ActionSpec("tasks", "t", "Tasks", "List running and finished tasks", False, needs_vm=False, show=True),
+    ActionSpec(
+        "timeline",
+        "T",
+        "Timeline",
+        "What happened, newest first: failures, operations, nodes, libvirt events, tasks (who, from where)",
+        False,
+        needs_vm=False,
+        show=True,
+    ),
+    ActionSpec(
+        "failed",
+        "exclamation_mark",
+        "Failed only",
+        "Show only the VMs that failed (again: every VM)",
+        False,
+        needs_vm=False,
+    ),
+    ActionSpec(
+        "prune",
+        "B",
+        "Prune all",
+        "Apply every VM's retention policy: the dry run of each, then type the count to remove",
+        True,
+        needs_vm=False,
+    ),
     ActionSpec("history", "H", "History", "The audit history of operations", False, needs_vm=False),
     ActionSpec("recover", "F", "Recover", "Incomplete tasks left by a killed vmconsole", False, needs_vm=False),
     ActionSpec("refresh", "r,f5", "Refresh", "Read the cluster state now", False, needs_vm=False),
@@ -123,6 +199,8 @@ BY_NAME[SNAPSHOT_REMOVE.name] = SNAPSHOT_REMOVE
 BY_NAME[SNAPSHOT_PROTECT.name] = SNAPSHOT_PROTECT
 METADATA_SET = ActionSpec("metadata-set", "", "Set metadata", "Set or remove a metadata key", True)
 RECOVERY_UNDO = ActionSpec("recovery-undo", "", "Undo task", "Undo an incomplete task's completed steps", True)
+LOCK_BREAK = ActionSpec("lock-break", "", "Break lock", "Break the lock of a dead holder", True)
+POLICY_SET = ActionSpec("policy-set", "", "Set policy", "Set the VM's snapshot retention policy", True)
 
 # Offered on a finished task (undo after a rollback, force after a stop that did not finish); also
 # ``:rollback-undo vm`` / ``:force-stop vm``. Gated like every mutating action.

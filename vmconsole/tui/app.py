@@ -2,7 +2,13 @@
 
 * state: ``refresh.Refresher`` reads a ``ClusterState`` in a self-rescheduling thread worker
   (``Services.state()``, or the injected ``state_source``); the main screen diffs it into its table
-  by row key. In real mode ``refresh.LifecycleWatch`` nudges the refresh on libvirt's events.
+  by row key. A read past twice the interval is overdue: one light probe per backend (``probes``)
+  tells the header which backend it waits on. In real mode ``refresh.LifecycleWatch`` nudges the
+  refresh on libvirt's events.
+* memory: ``failures`` keeps each VM's last failure (with its cause) until a success or a cleanup;
+  ``events`` keeps the node changes and libvirt events this console saw, for the timeline.
+* read-only: the console gates its keys (``gating``) and builds its ``Services`` read-only too, so
+  the service layer refuses any change whatever a screen does.
 * actions: one entry point, ``perform(action, vm)``, used by keys, the command palette and the ``:``
   line alike; ``handlers.perform`` refuses a disabled action (``gating``), then calls the action's
   handler from the one table ``handlers.HANDLERS``: it opens the action's screen or confirmation,
@@ -15,7 +21,9 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,11 +43,12 @@ from vmconsole.domain.model import ClusterState
 from vmconsole.tui import gating, handlers, text
 from vmconsole.tui.console import Console, Planner
 from vmconsole.tui.handlers.views import look_for_incomplete_tasks
+from vmconsole.tui.memory import EventLog, FailureBook
 from vmconsole.tui.messages import LifecycleEvent, TaskEvent, TaskPlanned
 from vmconsole.tui.provider import VmCommandProvider
 from vmconsole.tui.refresh import LifecycleWatch, Refresher
 from vmconsole.tui.screens.confirm import ask
-from vmconsole.tui.screens.help import HelpScreen, KeyHelp
+from vmconsole.tui.screens.help import HelpScreen, KeyHelp, group_of
 from vmconsole.tui.screens.main import MainScreen, find_main
 from vmconsole.tui.task_record import TaskRecord
 from vmconsole.tui.workers import TaskLauncher
@@ -72,6 +81,7 @@ class VmConsoleApp(App[int]):
         check_recovery: bool | None = None,
         auto_refresh: bool = True,
         watch_events: bool | None = None,
+        probes: Mapping[str, Callable[[], object]] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -90,6 +100,8 @@ class VmConsoleApp(App[int]):
         self._check_recovery = check_recovery if check_recovery is not None else not injected
         self._watch_events = watch_events if watch_events is not None else not injected
         self.state_signal: Signal[ClusterState] = Signal(self, "state")
+        self.failures = FailureBook()
+        self.events = EventLog(socket.gethostname() if self._watch_events else None)
         self.refresher = Refresher(
             self,
             self._read,
@@ -98,6 +110,7 @@ class VmConsoleApp(App[int]):
             auto=auto_refresh,
             on_state=self._show_state,
             on_change=self._tick,
+            probes=probes if probes is not None else ({} if injected else self._backend_probes()),
         )
         self.lifecycle = LifecycleWatch(self, config.libvirt.uri, nudge=self.refresher.refresh_now)
         self.launcher = TaskLauncher(self, on_change=self._tick)
@@ -112,7 +125,8 @@ class VmConsoleApp(App[int]):
         if self._services is None:
             if self._state_source is not None:
                 raise VmConsoleError("this console shows an injected state and has no cluster connection")
-            self._services = Services(self.config)
+            # the service layer refuses every change itself in read-only mode, whatever a screen does
+            self._services = Services(self.config, read_only=self.read_only_reason)
         return self._services
 
     @property
@@ -153,6 +167,13 @@ class VmConsoleApp(App[int]):
             self._services.close()
 
     # ------------------------------------------------------------------------------------ refresh
+    def _backend_probes(self) -> dict[str, Callable[[], object]]:
+        """One light call per backend of the state read, to tell which one an overdue read waits on."""
+        return {
+            "ceph": lambda: self.services.vm_exists("vmconsoleprobe"),
+            "pacemaker": lambda: self.services.reader.pacemaker_part(),
+        }
+
     def _read(self) -> ClusterState:
         if self._state_source is not None:
             return self._state_source()
@@ -162,6 +183,8 @@ class VmConsoleApp(App[int]):
         self.refresher.refresh_now()
 
     def _show_state(self, state: ClusterState) -> None:
+        self.failures.observe(state)
+        self.events.observe(state, self.now())
         main = find_main(self)
         if main is not None:
             main.show_state(state, self.now())
@@ -172,8 +195,11 @@ class VmConsoleApp(App[int]):
         main = find_main(self)
         if main is not None:
             try:
-                main.show_refresh(self.last_ok, self.now(), self.stale_reason)
-                main.show_tasks(sum(1 for r in self.tasks if r.active))
+                main.show_refresh(self.last_ok, self.now(), self.stale_reason, self.refresher.overdue())
+                main.show_tasks(
+                    sum(1 for r in self.tasks if r.active),
+                    {r.vm: r.short_status for r in self.tasks if r.active and r.vm},
+                )
             except NoMatches:
                 pass  # not composed yet: its on_mount asks again
 
@@ -191,17 +217,24 @@ class VmConsoleApp(App[int]):
         self.launcher.task_event(message)
 
     def on_lifecycle_event(self, message: LifecycleEvent) -> None:
+        self.events.lifecycle(message.domain, message.event, self.now())
         self.lifecycle.event_received()
 
     # ------------------------------------------------------------------------------------ actions and tasks
     def perform(
-        self, action: str, vm: str | None = None, *, snapshot: str | None = None, node: str | None = None
+        self,
+        action: str,
+        vm: str | None = None,
+        *,
+        snapshot: str | None = None,
+        node: str | None = None,
+        argument: str | None = None,
     ) -> None:
         """Run one action by name (keys, palette and ``:`` all come here).
 
         ``node`` is the node of a node action (standby, online), or the target of a move.
         """
-        handlers.perform(self, action, vm, snapshot_name=snapshot, node_name=node)
+        handlers.perform(self, action, vm, snapshot_name=snapshot, node_name=node, argument=argument)
 
     def call_in_thread(
         self,
@@ -209,8 +242,10 @@ class VmConsoleApp(App[int]):
         on_result: Callable[[Any], object],
         description: str,
         on_error: Callable[[BaseException], None] | None = None,
+        *,
+        quiet: bool = False,
     ) -> None:
-        self.launcher.call_in_thread(work, on_result, description, on_error)
+        self.launcher.call_in_thread(work, on_result, description, on_error, quiet=quiet)
 
     def start_task(
         self,
@@ -241,14 +276,22 @@ class VmConsoleApp(App[int]):
                 title = type(node).__name__
             node = node.parent
         keys: list[KeyHelp] = []
-        seen: set[str] = set()
-        for key, active in screen.active_bindings.items():
+        seen: dict[str, int] = {}
+        for active in screen.active_bindings.values():
             binding = active.binding
-            if not binding.description or (binding.id or key) in seen:
+            if not binding.description:
                 continue
-            seen.add(binding.id or key)
             reason = None if active.enabled else gating.binding_reason(self, binding)
-            keys.append(KeyHelp(self.get_key_display(binding), binding.description, active.enabled, reason))
+            display = self.get_key_display(binding)
+            ident = binding.id or f"{binding.action}:{binding.description}"
+            if ident in seen:  # one line per action: its keys together ("v y", "g home")
+                index = seen[ident]
+                if display not in keys[index].key.split(" "):
+                    keys[index] = replace(keys[index], key=f"{keys[index].key} {display}")
+                continue
+            seen[ident] = len(keys)
+            group = group_of(binding.id)
+            keys.append(KeyHelp(display, binding.description, active.enabled, reason, group))
         self.push_screen(HelpScreen(title, help_text or "", keys))
 
     def action_quit_console(self) -> None:

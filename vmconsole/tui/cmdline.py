@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from vmconsole.tui.actions import BY_NAME
+from vmconsole.tui.actions import ALL_ACTIONS, BY_NAME, FOLLOW_UPS, NODE_ACTIONS
 
 CONSOLE_VERBS: dict[str, str] = {
     "filter": "filter the table (same syntax as /), no argument clears it",
@@ -36,6 +36,23 @@ class Command:
 
 def verbs() -> list[str]:
     return sorted({*BY_NAME, *CONSOLE_VERBS})
+
+
+def completion_order() -> list[str]:
+    """Every verb, in the order completion offers them: the VM actions first (as the table lists
+    them: ``start`` and ``stop`` before the node's ``standby``), then the console's, then node
+    actions, then the rest and every alias."""
+    ordered = [spec.name for spec in ALL_ACTIONS] + list(CONSOLE_VERBS) + [spec.name for spec in NODE_ACTIONS]
+    ordered += [spec.name for spec in FOLLOW_UPS] + sorted(BY_NAME) + sorted(ALIASES)
+    return list(dict.fromkeys(ordered))
+
+
+def complete_verb(prefix: str) -> str | None:
+    """The verb ``prefix`` completes to (None when it completes to nothing new)."""
+    if not prefix:
+        return None
+    lowered = prefix.lower()
+    return next((v for v in completion_order() if v.startswith(lowered) and v != lowered), None)
 
 
 def parse_command(line: str) -> Command:

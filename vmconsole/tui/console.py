@@ -16,6 +16,7 @@ from textual.signal import Signal
 from vmconsole.core.services import Services
 from vmconsole.core.tasks import Task
 from vmconsole.domain.model import ClusterState
+from vmconsole.tui.memory import EventLog, FailureBook
 from vmconsole.tui.task_record import TaskRecord
 
 Planner = Callable[[Services], Task]  # plans a core task, in the task's thread worker
@@ -27,6 +28,8 @@ class Console(Protocol):
     read_only: bool
     read_only_reason: str | None  # why the console is read-only (None when it is not)
     state_signal: Signal[ClusterState]  # published after every successful read
+    failures: FailureBook  # the last failure of each VM, kept until a success or a cleanup
+    events: EventLog  # node changes and libvirt events this console saw (for the timeline)
 
     @property
     def services(self) -> Services: ...
@@ -46,7 +49,13 @@ class Console(Protocol):
     def now(self) -> datetime: ...
 
     def perform(
-        self, action: str, vm: str | None = None, *, snapshot: str | None = None, node: str | None = None
+        self,
+        action: str,
+        vm: str | None = None,
+        *,
+        snapshot: str | None = None,
+        node: str | None = None,
+        argument: str | None = None,
     ) -> None: ...
 
     def refresh_now(self) -> None: ...
@@ -57,6 +66,8 @@ class Console(Protocol):
         on_result: Callable[[Any], object],
         description: str,
         on_error: Callable[[BaseException], None] | None = None,
+        *,
+        quiet: bool = False,
     ) -> None: ...
 
     def start_task(

@@ -4,7 +4,8 @@ Filter syntax: space-separated terms, all of which must match.
 
 * ``web`` — the name contains "web" (case-insensitive);
 * ``status:failed`` / ``node:vm`` / ``name:db`` — that field contains the value; ``status:failed``
-  also matches a VM whose failed flag is set, ``status:blocked`` a blocked one;
+  also matches a VM whose failed flag is set or whose last failure the console keeps on its row
+  (until a success or a cleanup), ``status:blocked`` a blocked one;
 * ``~^web[12]$`` / ``node:~^hv`` — a regular expression (Python syntax, case-insensitive);
 * ``!term`` — negation.
 """
@@ -43,20 +44,20 @@ class Term:
     matcher: Callable[[str], bool]
     negate: bool = False
 
-    def values(self, vm: VmState) -> list[str]:
+    def values(self, vm: VmState, failed: bool = False) -> list[str]:
         if self.field == "name":
             return [vm.name]
         if self.field == "node":
             return [vm.node or "-"]
         values = [vm.status.value]
-        if vm.failed:
+        if vm.failed or failed:
             values.append("failed")
         if vm.blocked:
             values.append("blocked")
         return values
 
-    def match(self, vm: VmState) -> bool:
-        hit = any(self.matcher(value) for value in self.values(vm))
+    def match(self, vm: VmState, failed: bool = False) -> bool:
+        hit = any(self.matcher(value) for value in self.values(vm, failed))
         return hit != self.negate
 
 
@@ -65,8 +66,9 @@ class VmFilter:
     text: str = ""
     terms: tuple[Term, ...] = ()
 
-    def match(self, vm: VmState) -> bool:
-        return all(term.match(vm) for term in self.terms)
+    def match(self, vm: VmState, *, failed: bool = False) -> bool:
+        """``failed``: the console keeps a failure on the VM's row (``status:failed`` matches it)."""
+        return all(term.match(vm, failed) for term in self.terms)
 
     @property
     def active(self) -> bool:

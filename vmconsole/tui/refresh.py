@@ -4,6 +4,10 @@
   scheduled (never two reads at once). The delay grows with a slow read, backs off after failures
   (up to ``MAX_INTERVAL``), and a refresh asked for during a read runs right after it. When the read
   fails or is partial the last known state stays shown, marked STALE with the reason.
+* A read still running past twice the interval is *overdue*: the header says so at once, with how
+  long it has waited and on which backend. The backend is found by probes, one light call per
+  backend started in daemon threads when the read becomes overdue: the probe that does not answer
+  is the backend the read waits on (a hung CIB daemon, a Ceph that does not answer).
 * ``LifecycleWatch`` (real mode only): a daemon thread watches this host's libvirt domains; each
   event nudges the refresh, at most once per ``NUDGE_EVERY``. When libvirt cannot be watched the
   console just keeps polling.
@@ -11,10 +15,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -34,6 +40,23 @@ NUDGE_EVERY = 0.5  # libvirt events nudge the refresh at most this often (second
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Overdue:
+    """A read running past twice the interval: how long, and what it waits on."""
+
+    seconds: float
+    waiting_on: tuple[str, ...]  # backends whose probe has not answered (empty: unknown or none)
+    answered: tuple[str, ...] = ()  # backends whose probe answered (the read is slow, not stuck there)
+
+    def describe(self) -> str:
+        waited = text.seconds_short(self.seconds)
+        if self.waiting_on:
+            return f"waiting {waited} for {' and '.join(self.waiting_on)}"
+        if self.answered:
+            return f"reading for {waited} ({' and '.join(self.answered)} answer: a slow read)"
+        return f"no answer for {waited} from the cluster read"
+
+
 class Refresher:
     """Reads the cluster state in a thread worker (group ``refresh``, routed here by the app)."""
 
@@ -47,6 +70,7 @@ class Refresher:
         auto: bool,
         on_state: Callable[[ClusterState], None],
         on_change: Callable[[], None],
+        probes: Mapping[str, Callable[[], object]] | None = None,
     ) -> None:
         self.app = app
         self._read = read
@@ -64,6 +88,11 @@ class Refresher:
         self.reading = False
         self.nudged = False  # a refresh was asked for during a read: read again right after it
         self._timer: Timer | None = None
+        self.read_started: float | None = None  # monotonic time the read in flight started
+        self.probes = dict(probes or {})  # backend -> a light call to it (run only when a read is overdue)
+        self._probe_round = 0
+        self._probe_answers: dict[str, float] = {}  # backend -> seconds its probe took (this round)
+        self._probing = False
 
     def refresh_now(self) -> None:
         """Read the cluster now (or right after the read in flight): never two reads at once."""
@@ -74,6 +103,10 @@ class Refresher:
             self.nudged = True
             return
         self.reading = True
+        self.read_started = time.monotonic()
+        self._probe_round += 1
+        self._probe_answers = {}
+        self._probing = False
         self.app.run_worker(
             self._timed_read,
             name="refresh",
@@ -93,6 +126,8 @@ class Refresher:
             self.last_read_seconds = time.monotonic() - started
 
     def worker_changed(self, worker: Worker[Any], state: WorkerState) -> None:
+        if state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            self.read_started = None
         if state is WorkerState.SUCCESS:
             self.reading = False
             self._read_ok(cast(ClusterState, worker.result))
@@ -130,6 +165,38 @@ class Refresher:
             error.message if isinstance(error, VmConsoleError) else f"{type(error).__name__}: {error}"
         )
         self._on_change()
+
+    def overdue(self) -> Overdue | None:
+        """The read in flight when it is past twice the interval (its probes started then), else None."""
+        if self.read_started is None:
+            return None
+        waited = time.monotonic() - self.read_started
+        if waited <= 2 * self.interval:
+            return None
+        if not self._probing:
+            self._start_probes()
+        answers = self._probe_answers
+        return Overdue(
+            waited,
+            tuple(name for name in self.probes if name not in answers),
+            tuple(name for name in self.probes if name in answers),
+        )
+
+    def _start_probes(self) -> None:
+        """One daemon thread per backend (a hung call must never hold anything): each records when it answered."""
+        self._probing = True
+        round_, answers = self._probe_round, self._probe_answers
+
+        def probe(name: str, call: Callable[[], object]) -> None:
+            started = time.monotonic()
+            # an error is an answer too: the read's own error says what it was
+            with contextlib.suppress(Exception):
+                call()
+            if round_ == self._probe_round:
+                answers[name] = time.monotonic() - started
+
+        for name, call in self.probes.items():
+            threading.Thread(target=probe, args=(name, call), name=f"vmconsole-probe-{name}", daemon=True).start()
 
     @property
     def stale_reason(self) -> str | None:

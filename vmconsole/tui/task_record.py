@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import enum
 import itertools
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from vmconsole.core.tasks import ProgressEvent, TaskResult
-from vmconsole.domain.errors import VmConsoleError
+from vmconsole.domain.errors import OperationIncomplete, VmConsoleError
 from vmconsole.tui.text import safe
 
 MAX_LOG = 5000
 _ids = itertools.count(1)
+_COMMAND = re.compile(r"`([^`]+)`")
 
 
 class TaskState(enum.StrEnum):
@@ -28,6 +30,12 @@ class TaskState(enum.StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    INCOMPLETE = "incomplete"  # stopped part-way: what was kept is kept, the message says how to finish
+
+
+def commands_in(message: str) -> list[str]:
+    """The commands a message names between backquotes, once each, in order."""
+    return list(dict.fromkeys(_COMMAND.findall(message)))
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,8 @@ class TaskRecord:
     error: VmConsoleError | None = None
     result: TaskResult | None = None
     follow_ups: list[FollowUp] = field(default_factory=list)
+    cause: str | None = None  # the agent's or libvirt's own error behind a failed start, once diagnosed
+    inline: bool = False  # a one-step action: no task view while it runs (it opens if the task fails)
     cancel: threading.Event = field(default_factory=threading.Event)
     version: int = 0
     on_finish: Callable[[TaskRecord], None] | None = None
@@ -73,6 +83,21 @@ class TaskRecord:
     @property
     def active(self) -> bool:
         return self.state in (TaskState.PLANNING, TaskState.RUNNING)
+
+    @property
+    def commands(self) -> list[str]:
+        """The commands the result names (to finish, revert or look further): shown on their own lines."""
+        return commands_in(self.message)
+
+    @property
+    def short_status(self) -> str:
+        """A few words for the row of the VM while the task runs: ``start 40%``."""
+        name = self.operation or self.title.split(" ", 1)[0]
+        return f"{name} {self.percent:.0f}%" if self.state is TaskState.RUNNING else f"{name}…"
+
+    def set_cause(self, cause: str, when: datetime) -> None:
+        self.cause = cause
+        self.add_log(when, f"Cause: {cause}")
 
     def add_log(self, when: datetime, message: str) -> None:
         for line in safe(message).splitlines() or [""]:
@@ -127,11 +152,14 @@ class TaskRecord:
         self.version += 1
 
     def finish_error(self, error: VmConsoleError, when: datetime, *, cancelled: bool = False) -> None:
-        self.state = TaskState.CANCELLED if cancelled else TaskState.FAILED
+        if cancelled:
+            self.state = TaskState.CANCELLED
+        else:
+            self.state = TaskState.INCOMPLETE if isinstance(error, OperationIncomplete) else TaskState.FAILED
         self.error = error
         self.message = error.message
         if not self.log or "failed:" not in self.log[-1]:
-            self.add_log(when, f"{'cancelled' if cancelled else 'failed'}: {error}")
+            self.add_log(when, f"{self.state.value}: {error}")
         self.finished = when
         self.eta = None
         self.version += 1

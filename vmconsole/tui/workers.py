@@ -5,7 +5,11 @@
 * ``start_task`` plans and runs a core task in a thread worker; its plan (``TaskPlanned``) and each
   progress event (``TaskEvent``) come back as messages folded into a ``TaskRecord``; when it ends the
   record gets its follow-ups and its ``on_finish`` runs;
-* ``show_error`` shows every failure the same way: message, the field at fault and a hint.
+* ``show_error`` shows every failure the same way: message, the field at fault and a hint; a task
+  that stopped part-way (``OperationIncomplete``) says so, with the command that finishes it;
+* a task that had nothing to do (``already_started``...) leaves no task behind: an information notice;
+* a failed task leaves its failure on the VM's row (``FailureBook``) and, for a failed start, the
+  console diagnoses the VM at once and adds the "Cause:" line (``causes``).
 """
 
 from __future__ import annotations
@@ -19,13 +23,38 @@ from typing import Any, TypeVar, cast
 from textual.app import App
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from vmconsole.core import diagnose
+from vmconsole.core.diagnose import Diagnosis
 from vmconsole.core.tasks import ProgressEvent, TaskResult
-from vmconsole.domain.errors import Cancelled, VmConsoleError
-from vmconsole.tui import text
+from vmconsole.domain.errors import Cancelled, OperationIncomplete, VmConsoleError
+from vmconsole.tui import causes, text
 from vmconsole.tui.console import Planner, console_of
+from vmconsole.tui.memory import KeptFailure
 from vmconsole.tui.messages import TaskEvent, TaskPlanned
 from vmconsole.tui.screens.progress import TaskScreen
-from vmconsole.tui.task_record import FollowUp, TaskRecord, TaskState
+from vmconsole.tui.task_record import FollowUp, TaskRecord, TaskState, commands_in
+
+# operations whose failure is the VM's (kept on its row until a success or a cleanup)
+VM_FAILURES = frozenset(
+    {
+        "start",
+        "stop",
+        "enable",
+        "create",
+        "clone",
+        "import",
+        "update",
+        "move",
+        "snapshot-rollback",
+        "snapshot-rollback-undo",
+    }
+)
+# operations that start the VM: their failure gets a "Cause:" line from the VM's diagnosis
+STARTS_THE_VM = frozenset(
+    {"start", "enable", "create", "clone", "import", "update", "move", "snapshot-rollback", "snapshot-rollback-undo"}
+)
+# a success of these means the VM is fine again
+CLEARS_FAILURE = frozenset({"start", "enable", "cleanup", "create", "clone", "import", "update", "remove", "move"})
 
 T = TypeVar("T")
 
@@ -62,6 +91,7 @@ def abandonable(work: Callable[[], T]) -> T:
 class _Call:
     on_result: Callable[[Any], object]
     on_error: Callable[[BaseException], None] | None
+    quiet: bool = False  # a failure is handled by ``on_error`` alone (no error notification)
 
 
 class TaskLauncher:
@@ -83,11 +113,13 @@ class TaskLauncher:
         on_result: Callable[[Any], object],
         description: str,
         on_error: Callable[[BaseException], None] | None = None,
+        *,
+        quiet: bool = False,
     ) -> None:
         """Run a blocking service call in a thread worker; the result comes back on the UI thread."""
         self._call_ids += 1
         name = f"call:{self._call_ids}"
-        self._calls[name] = _Call(on_result, on_error)
+        self._calls[name] = _Call(on_result, on_error, quiet)
         self.app.run_worker(
             partial(abandonable, work),
             name=name,
@@ -115,10 +147,16 @@ class TaskLauncher:
                 error = worker.error or RuntimeError("unknown error")
                 if call.on_error is not None:
                     call.on_error(error)
-                self.show_error(error)
+                if not call.quiet:
+                    self.show_error(error)
 
     def show_error(self, error: BaseException, title: str | None = None) -> None:
-        """The console's one error path: message, the field at fault and a hint, shown literally."""
+        """The console's one error path: message, the field at fault and a hint, shown literally. A
+        refusal because the state asked for holds already (``already_started``...) is no error: an
+        information notice says so."""
+        if isinstance(error, VmConsoleError) and error.already_done:
+            self.app.notify(text.safe(error.message), title="Nothing to do", severity="information", markup=False)
+            return
         if isinstance(error, VmConsoleError):
             lines = [error.message]
             if error.field:
@@ -126,6 +164,9 @@ class TaskLauncher:
             if error.hint:
                 lines.append(f"hint: {error.hint}")
             heading = title or ("Cancelled" if isinstance(error, Cancelled) else type(error).__name__)
+            if isinstance(error, OperationIncomplete):
+                # not undone: what was kept stays, and the message names the command that finishes it
+                lines.extend(f"to finish or revert: {command}" for command in commands_in(error.message))
         else:
             lines = [f"{type(error).__name__}: {error}"]
             heading = title or "Unexpected error"
@@ -144,7 +185,7 @@ class TaskLauncher:
         on_finish: Callable[[TaskRecord], None] | None = None,
     ) -> TaskRecord:
         """Plan and run a core task in a thread worker; its progress lands in a ``TaskRecord``."""
-        record = TaskRecord(title, vm, console_of(self.app).now(), on_finish=on_finish)
+        record = TaskRecord(title, vm, console_of(self.app).now(), on_finish=on_finish, inline=not show)
         self.tasks.append(record)
         self._records[record.record_id] = record
         self.app.run_worker(
@@ -197,13 +238,23 @@ class TaskLauncher:
         now = console.now()
         if isinstance(result, TaskResult):
             record.finish_ok(result, now)
+            if record.vm and record.operation in CLEARS_FAILURE:
+                console.failures.forget(record.vm)
             self.app.notify(text.safe(f"{record.title}: {record.message}"), title="Done", markup=False)
         else:
             failure = error if isinstance(error, VmConsoleError) else VmConsoleError(f"{type(error).__name__}: {error}")
+            if failure.already_done and record.state is TaskState.PLANNING:
+                self._nothing_to_do(record, failure)
+                return
             record.finish_error(failure, now, cancelled=isinstance(error, Cancelled))
-            outcome = "cancelled" if record.state is TaskState.CANCELLED else "failed"
+            outcome = {TaskState.CANCELLED: "cancelled", TaskState.INCOMPLETE: "stopped part-way"}.get(
+                record.state, "failed"
+            )
             self.show_error(failure, title=f"{record.title}: {outcome}")
+            self._remember_failure(record)
         record.follow_ups = follow_ups(record)
+        if record.inline and record.state in (TaskState.FAILED, TaskState.INCOMPLETE):
+            self.show_task(record)  # a failure deserves its view: the cause, and what to do next
         if record.on_finish is not None:
             record.on_finish(record)
         console.refresh_now()
@@ -211,12 +262,54 @@ class TaskLauncher:
         if self.quitting and not any(r.active for r in self.tasks):
             self.app.exit(0)
 
+    def _nothing_to_do(self, record: TaskRecord, notice: VmConsoleError) -> None:
+        """The state asked for holds already: no task is left behind, an information notice says so."""
+        self.tasks.remove(record)
+        self._records.pop(record.record_id, None)
+        screen = self.app.screen
+        if isinstance(screen, TaskScreen) and screen.record is record:
+            screen.dismiss(None)
+        self.show_error(notice)  # an information notice
+        self.on_change()
+
+    def _remember_failure(self, record: TaskRecord) -> None:
+        """A failed lifecycle task stays on its VM's row; a failed start gets its cause diagnosed."""
+        vm = record.vm
+        if vm is None or record.state not in (TaskState.FAILED, TaskState.INCOMPLETE):
+            return
+        if record.operation not in VM_FAILURES:
+            return
+        console = console_of(self.app)
+        console.failures.remember(vm, KeptFailure(record.finished, record.operation, record.message))
+        if record.operation not in STARTS_THE_VM:
+            return
+
+        def diagnosed(report: Diagnosis) -> None:
+            cause = causes.cause_of(report)
+            if cause is None:
+                return
+            record.set_cause(cause.line(), console.now())
+            console.failures.add_cause(vm, cause.line())
+            self.app.notify(
+                text.safe(f"Cause: {cause.line()}"),
+                title=text.safe(f"{record.title}: why"),
+                severity="error",
+                timeout=20,
+                markup=False,
+            )
+
+        # quiet: a VM that is gone (the task undid its creation) has nothing to diagnose
+        self.call_in_thread(lambda: diagnose.diagnose(console.services, vm), diagnosed, f"diagnose {vm}", quiet=True)
+
 
 def follow_ups(record: TaskRecord) -> list[FollowUp]:
-    """What to offer next: undo after a rollback, force after a stop that did not finish."""
+    """What to offer next: undo after a rollback, force after a stop that did not finish, the
+    diagnosis after a failed start."""
     follow: list[FollowUp] = []
     if record.operation == "snapshot-rollback" and record.state is TaskState.DONE:
         follow.append(FollowUp("u", "Undo rollback", "rollback-undo", record.vm))
     if record.operation == "stop" and record.state is TaskState.FAILED:
         follow.append(FollowUp("f", "Force stop", "force-stop", record.vm))
+    if record.operation in STARTS_THE_VM and record.state in (TaskState.FAILED, TaskState.INCOMPLETE):
+        follow.append(FollowUp("l", "Diagnose", "log", record.vm))
     return follow

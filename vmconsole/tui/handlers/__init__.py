@@ -13,12 +13,13 @@ from textual.app import App
 from vmconsole.tui import gating, text
 from vmconsole.tui.actions import BY_NAME
 from vmconsole.tui.console import console_of
-from vmconsole.tui.handlers import node, snapshot, views, vm
+from vmconsole.tui.handlers import constraints, node, snapshot, views, vm
 from vmconsole.tui.handlers.base import Handler, Request
 
 HANDLERS: dict[str, Handler] = {
     # VM actions (VM_ACTIONS): on the VM under the cursor
     "detail": views.detail,
+    "log": views.log,
     "start": vm.start,
     "stop": vm.stop,
     "enable": vm.enable,
@@ -29,16 +30,25 @@ HANDLERS: dict[str, Handler] = {
     "rollback": snapshot.rollback,
     "purge": snapshot.purge,
     "clone": vm.clone,
+    "flatten": vm.flatten,
     "move": node.move,
     "update": vm.update,
     "metadata": views.metadata,
     "config": views.config,
+    "colocate": constraints.colocate,
+    "remote": constraints.remote,
+    "retention": snapshot.retention,
+    "lock": views.lock,
     "console": vm.serial_console,
     "mark": views.mark,
     # console actions (GLOBAL_ACTIONS)
     "create": vm.create,
+    "import": vm.import_vm,
     "bulk-snapshot": snapshot.bulk,
     "tasks": views.tasks,
+    "timeline": views.timeline,
+    "failed": views.failed,
+    "prune": snapshot.prune,
     "history": views.history,
     "recover": views.recover,
     "refresh": views.refresh,
@@ -61,6 +71,7 @@ def perform(
     *,
     snapshot_name: str | None = None,
     node_name: str | None = None,
+    argument: str | None = None,
 ) -> None:
     """Run one action by name (or alias). ``node_name`` is a node action's node, or a move's target."""
     spec = BY_NAME.get(action)
@@ -83,7 +94,7 @@ def perform(
             handler(Request(app, node_state=node_state))
         return
     if not spec.needs_vm:
-        handler(Request(app))
+        handler(Request(app, argument=argument))
         return
     if vm_name is None:
         app.notify("No VM selected.", severity="warning", markup=False)
@@ -92,4 +103,4 @@ def perform(
     if vm_state is None:
         app.notify(text.safe(f"No VM named {vm_name!r} in the last cluster state."), severity="error", markup=False)
         return
-    handler(Request(app, vm_state=vm_state, snapshot=snapshot_name, target=node_name))
+    handler(Request(app, vm_state=vm_state, snapshot=snapshot_name, target=node_name, argument=argument))

@@ -84,24 +84,39 @@ def _hosted(state: ClusterState | None, node: str) -> list[VmState]:
     return sorted((vm for vm in state.vms if vm.node == node), key=lambda vm: vm.name) if state else []
 
 
+def _other_online(state: ClusterState | None, node: str) -> list[str]:
+    """The other member nodes that could take a drained node's VMs."""
+    if state is None:
+        return []
+    return [n.name for n in state.nodes if n.kind == "member" and n.status is NodeStatus.ONLINE and n.name != node]
+
+
 def _standby_body(console: Console, node: NodeState) -> Text:
     hosted = _hosted(console.state, node.name)
+    others = _other_online(console.state, node.name)
     body = Text.assemble("Put node ", text.plain(node.name, "bold"), " in standby (drain it)?\n\n")
-    if hosted:
-        count = len(hosted)
+    count = len(hosted)
+    if hosted and not others:
         body.append(
-            f"Pacemaker moves the {count} VM{'s' if count != 1 else ''} it hosts to other nodes"
-            " (live-migrated where allowed, otherwise stopped and started again):\n"
+            f"No other node is online: the {count} VM{'s' if count != 1 else ''} it hosts will STOP"
+            " (they cannot move anywhere) and stay stopped until a node can take them:\n",
+            style="bold red",
         )
-        for vm in hosted:
-            body.append("  • ")
-            body.append(text.where(vm))
-            body.append("\n")
+    elif hosted:
+        body.append(
+            f"Pacemaker moves the {count} VM{'s' if count != 1 else ''} it hosts to "
+            + ", ".join(others)
+            + " (live-migrated where allowed, otherwise stopped and started again):\n"
+        )
     else:
         body.append("It hosts no VM now.\n")
-    body.append(
-        "\nA VM that can run nowhere else is stopped. The node takes no VM until it is brought online again (O)."
-    )
+    for vm in hosted:
+        body.append("  • ")
+        body.append(text.where(vm))
+        body.append("\n")
+    if others:
+        body.append("\nA VM that can run nowhere else (pinned, colocated) is stopped.")
+    body.append(" The node takes no VM until it is brought online again (O).")
     return body
 
 

@@ -1,6 +1,6 @@
-"""Handlers of snapshots: take one, remove, protect, the guided rollback and its undo, purge, and
-the bulk snapshot of the marked VMs. Each calls its ``vmconsole.core.snapshots`` function through
-the module, when it runs."""
+"""Handlers of snapshots: take one, remove, protect, the guided rollback and its undo, purge, the
+retention policy and prune (one VM, or every VM with a policy), and the bulk snapshot of the marked
+VMs. Each calls its ``vmconsole.core.snapshots`` function through the module, when it runs."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from vmconsole.core.services import Services
 from vmconsole.core.snapshots import PurgePlan, RollbackPlan
 from vmconsole.core.tasks import Task
 from vmconsole.domain.model import Snapshot, VmState
-from vmconsole.tui import text
+from vmconsole.tui import ops, text
 from vmconsole.tui.console import Console, console_of
 from vmconsole.tui.handlers.base import ConfirmTask, Request, confirm_task
+from vmconsole.tui.screens.confirm import ask
 from vmconsole.tui.screens.main import find_main
 from vmconsole.tui.screens.purge import PurgeScreen
+from vmconsole.tui.screens.retention import RetentionScreen
 from vmconsole.tui.screens.rollback import RollbackImpactScreen
 from vmconsole.tui.screens.rollback_pick import RollbackPickScreen
 from vmconsole.tui.screens.snapshot_create import SnapshotCreateScreen
@@ -114,7 +116,20 @@ def create(request: Request) -> None:
             lambda s: snapshots.plan_snapshot_create(s, vm_name, snap, freeze=freeze),
         )
 
-    request.app.push_screen(SnapshotCreateScreen(request.vm, console.now(), request.snapshot), chosen)
+    app, vm = request.app, request.vm
+
+    def open_form(config: ops.DomainConfig | None) -> None:
+        agent = None if config is None else ops.has_guest_agent(config.xml or "")
+        app.push_screen(SnapshotCreateScreen(vm, console.now(), request.snapshot, guest_agent=agent), chosen)
+
+    # whether the guest has an agent decides the freeze box: the XML says it, read first
+    console.call_in_thread(
+        lambda: ops.read_domain_config(console.services, vm_name),
+        open_form,
+        f"read the XML of {vm_name}",
+        on_error=lambda _exc: open_form(None),
+        quiet=True,
+    )
 
 
 def _find_snapshot(request: Request) -> Snapshot | None:
@@ -203,6 +218,78 @@ def purge(request: Request) -> None:
             )
 
     request.app.push_screen(PurgeScreen(request.vm, console.now()), confirmed)
+
+
+def retention(request: Request) -> None:
+    name = request.vm.name
+    console = request.console
+
+    def confirmed(plan: PurgePlan | None) -> None:
+        if plan is not None:
+            console.start_task(
+                f"prune snapshots of {name} ({len(plan.remove)})", name, lambda s: snapshots.plan_purge(s, plan)
+            )
+
+    request.app.push_screen(RetentionScreen(request.vm, console.now()), confirmed)
+
+
+def _prune_body(plans: list[PurgePlan]) -> Text:
+    body = Text(f"Every VM's retention policy, applied now (dry run of {len(plans)} VMs):\n", end="")
+    for plan in plans:
+        body.append("\n")
+        body.append(text.plain(plan.vm, "bold"))
+        body.append(f": {text.safe(plan.mode)}: ")
+        body.append(f"{len(plan.remove)} to remove", style="bold red" if plan.remove else "")
+        body.append(f", {len(plan.keep)} kept")
+        for snap in plan.remove:
+            body.append("\n  remove ", style="red")
+            body.append(text.plain(snap.name))
+            body.append(f"  {text.stamp(snap.created)}", style="dim")
+    body.append("\n\nRemoved snapshots cannot come back.", style="bold red")
+    return body
+
+
+def prune(request: Request) -> None:
+    """``snapshot prune`` for every VM with a retention policy: the dry run of each, then one task."""
+    app, console = request.app, request.console
+
+    def compute() -> list[PurgePlan]:
+        services = console.services
+        known = snapshots.policies(services)
+        return [snapshots.prune_plan(services, vm, policy) for vm, policy in sorted(known.items())]
+
+    def planned(plans: list[PurgePlan]) -> None:
+        if not plans:
+            app.notify("No VM has a retention policy (K sets one).", title="Prune", severity="information")
+            return
+        removing = [p for p in plans if p.remove]
+        if not removing:
+            app.notify(
+                f"Nothing to remove: the {len(plans)} VM(s) with a policy keep every snapshot they have.",
+                title="Prune",
+                severity="information",
+            )
+            return
+        total = sum(len(p.remove) for p in removing)
+
+        def start() -> None:
+            console.start_task(
+                f"prune {total} snapshot(s) of {len(removing)} VM(s)",
+                removing[0].vm if len(removing) == 1 else None,
+                lambda s: snapshots.plan_purge_many(s, removing),
+            )
+
+        ask(
+            app,
+            f"Prune {total} snapshot(s)",
+            _prune_body(plans),
+            start,
+            label="Prune",
+            typed=str(total),
+            typed_what="the number of snapshots to remove",
+        )
+
+    console.call_in_thread(compute, planned, "dry run of every retention policy")
 
 
 def bulk(request: Request) -> None:

@@ -1,5 +1,6 @@
-"""Handlers that open views or act on the console itself: the VM detail, its metadata and XML,
-the task list, the history, the incomplete tasks, a refresh, and marking a VM."""
+"""Handlers that open views or act on the console itself: the VM detail and its diagnosis, its
+metadata, XML and lock, the task list, the history, the timeline, the incomplete tasks, a refresh,
+the failed-only view, and marking a VM."""
 
 from __future__ import annotations
 
@@ -13,15 +14,36 @@ from vmconsole.tui.console import console_of
 from vmconsole.tui.handlers.base import Request
 from vmconsole.tui.screens.config_view import ConfigScreen
 from vmconsole.tui.screens.history import HistoryScreen
+from vmconsole.tui.screens.lock import LockScreen
 from vmconsole.tui.screens.main import find_main
 from vmconsole.tui.screens.metadata import MetadataScreen
 from vmconsole.tui.screens.recovery import RecoveryScreen
 from vmconsole.tui.screens.tasks import TaskListScreen
+from vmconsole.tui.screens.timeline import TimelineScreen
 from vmconsole.tui.screens.vm_detail import VmDetailScreen
 
 
 def detail(request: Request) -> None:
     request.app.push_screen(VmDetailScreen(request.vm.name))
+
+
+def log(request: Request) -> None:
+    """k9s's ``l``: the detail view, diagnosed at once and scrolled to the diagnosis."""
+    request.app.push_screen(VmDetailScreen(request.vm.name, diagnose_now=True))
+
+
+def lock(request: Request) -> None:
+    request.app.push_screen(LockScreen(request.vm.name))
+
+
+def timeline(request: Request) -> None:
+    request.app.push_screen(TimelineScreen(request.argument))
+
+
+def failed(request: Request) -> None:
+    main = find_main(request.app)
+    if main is not None:
+        main.toggle_failed_only()
 
 
 def metadata(request: Request) -> None:
@@ -45,7 +67,7 @@ def history(request: Request) -> None:
     app, console = request.app, request.console
     console.call_in_thread(
         lambda: console.services.history(),
-        lambda records: app.push_screen(HistoryScreen(records)),
+        lambda records: app.push_screen(HistoryScreen(records, vm=request.argument)),
         "read the history",
     )
 

@@ -1,7 +1,10 @@
-"""``C``: clone the VM under the cursor, as a deep copy or a linked (copy-on-write) clone."""
+"""``C``: clone the VM under the cursor, as a deep copy or a linked (copy-on-write) clone, with every
+option of ``vm clone``: the settings are the source's unless changed here (placement, live
+migration, Pacemaker options, metadata), force replaces an existing VM of the new name."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.text import Text
@@ -9,20 +12,25 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Select, Static
+from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select, Static
 
-from vmconsole.core.vms import CloneSpec, VmOptions
-from vmconsole.domain.model import VmState, VmStatus
+from vmconsole.core import vms
+from vmconsole.core.vms import CloneSpec
+from vmconsole.domain import validate
+from vmconsole.domain.errors import ValidationError
+from vmconsole.domain.model import NodeState, VmState, VmStatus
 from vmconsole.tui import form_checks, text
 from vmconsole.tui.console import console_of
+from vmconsole.tui.screens.create import member_nodes
 from vmconsole.tui.screens.file_picker import FilePickerScreen
-from vmconsole.tui.screens.form_base import FormScreen
+from vmconsole.tui.screens.form_base import PlanningForm
 from vmconsole.tui.widgets.snapshot_pane import timeline
+from vmconsole.tui.widgets.vm_settings import Mode, VmSettingsFields
 
 NEW_SNAPSHOT = ""
 
 
-class CloneScreen(FormScreen[CloneSpec | None]):
+class CloneScreen(PlanningForm[CloneSpec]):
     HELP = """\
 ## Clone a VM
 
@@ -30,16 +38,22 @@ class CloneScreen(FormScreen[CloneSpec | None]):
 * **Linked clone**: copy-on-write children of a snapshot of the source; instant and small, but the
   snapshot cannot be removed while the clone exists.
 * **XML**: optional, a domain XML replacing the source's (without disks); by default the source's.
+* The settings start as the source's (placement, live migration, Pacemaker meta/params/utilization,
+  user metadata): change what the clone should have differently; an edited key=value list replaces
+  the source's. Its pacemaker-remote node and colocations are not copied. **Force** replaces an
+  existing VM of the new name.
 
-The clone gets a new UUID; nothing changes until **Clone**.
+The clone gets a new UUID; **Review the plan…** shows the service's plan and warnings; nothing
+changes until you confirm there.
 """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel", id="form.cancel")]
 
-    def __init__(self, source: VmState, name: str = "") -> None:
+    def __init__(self, source: VmState, name: str = "", *, nodes: Sequence[NodeState] = ()) -> None:
         super().__init__(classes="form-screen")
         self.source = source
         self.initial_name = name
+        self.nodes = member_nodes(nodes)
         self.xml_text: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -47,7 +61,7 @@ The clone gets a new UUID; nothing changes until **Clone**.
         # prompts as Text: a snapshot name is cluster data, never markup
         options: list[tuple[Text, str]] = [(Text("a new snapshot, taken now"), NEW_SNAPSHOT)]
         options += [(text.plain(s.name), s.name) for s in reversed(timeline(src.snapshots))]
-        with Vertical(classes="form", id="clone-form"):
+        with Vertical(classes="form fill", id="clone-form"):
             with VerticalScroll(classes="form-body"):
                 intro = Text.assemble("Source ", text.plain(src.name, "bold"), " (", text.status_text(src))
                 if src.node:
@@ -79,11 +93,10 @@ The clone gets a new UUID; nothing changes until **Clone**.
                     yield Input(placeholder="optional: the source's XML by default", id="clone-xml")
                     yield Button("Browse…", id="browse-xml")
                 yield Static("", id="clone-xml-error", classes="field-error")
-                yield Checkbox("Enable in the cluster", value=True, id="clone-enable")
-                yield Checkbox("Start it", value=True, id="clone-start")
+                yield VmSettingsFields(Mode.CLONE, self.nodes, src.settings, id="clone-settings")
             with Horizontal(classes="form-buttons"):
                 yield Button("Cancel", id="cancel")
-                yield Button("Clone", id="ok", variant="primary", disabled=True)
+                yield Button("Review the plan…", id="ok", variant="primary", disabled=True)
 
     def on_mount(self) -> None:
         self.query_one("#clone-form").border_title = Text.assemble("Clone ", text.plain(self.source.name))
@@ -94,24 +107,41 @@ The clone gets a new UUID; nothing changes until **Clone**.
     def linked(self) -> bool:
         return self.query_one("#clone-mode", RadioSet).pressed_index == 1
 
-    @on(Input.Changed)
-    @on(Checkbox.Changed)
+    @property
+    def settings(self) -> VmSettingsFields:
+        return self.query_one(VmSettingsFields)
+
+    def _name_error(self, name: str, existing: set[str]) -> str | None:
+        if not name:
+            return "give the clone a name"
+        try:
+            validate.vm_name(name)
+        except ValidationError as exc:
+            return exc.message
+        if name == self.source.name:
+            return "the clone needs a name different from its source"
+        if name in existing and not self.settings.force:
+            return f"a VM named {name} already exists (tick Force below to replace it)"
+        return None
+
+    @on(Input.Changed, "#clone-name, #clone-xml")
     @on(RadioSet.Changed)
+    @on(VmSettingsFields.Changed)
     def check(self) -> bool:
         state = console_of(self.app).state
         existing = {vm.name for vm in state.vms} if state else set()
         name = self.query_one("#clone-name", Input).value.strip()
-        name_error = form_checks.check_vm_name(name, existing) if name else "give the clone a name"
-        if not name_error and name == self.source.name:
-            name_error = "the clone needs a name different from its source"
-        self._show("clone-name-error", name_error if name else None)
+        name_error = self._name_error(name, existing)
+        replacing = name in existing and name_error is None
+        self._show(
+            "clone-name-error", name_error if name else None, f"replaces the existing {name}" if replacing else ""
+        )
         xml = self.query_one("#clone-xml", Input).value.strip()
         self.xml_text, xml_error = form_checks.read_xml(xml) if xml else (None, None)
         self._show("clone-xml-error", xml_error, "valid domain XML (no disks)" if xml else "")
         self.query_one("#clone-snapshot", Select).disabled = not self.linked
-        enable = self.query_one("#clone-enable", Checkbox).value
-        self.query_one("#clone-start", Checkbox).disabled = not enable
-        ok = not (name_error or xml_error)
+        settings_ok = self.settings.check()
+        ok = settings_ok and not (name_error or xml_error)
         self.query_one("#ok", Button).disabled = not ok
         return ok
 
@@ -140,18 +170,22 @@ The clone gets a new UUID; nothing changes until **Clone**.
             self.notify("Fix the fields marked in red first.", severity="warning", markup=False)
             return
         snapshot = self.query_one("#clone-snapshot", Select).value
-        enable = self.query_one("#clone-enable", Checkbox).value
-        options = VmOptions(enable=enable, start=enable and self.query_one("#clone-start", Checkbox).value)
-        self.dismiss(
-            CloneSpec(
-                source=self.source.name,
-                name=self.query_one("#clone-name", Input).value.strip(),
-                xml=self.xml_text,
-                linked=self.linked,
-                snapshot=str(snapshot) if self.linked and snapshot not in (NEW_SNAPSHOT, Select.BLANK) else None,
-                options=options,
-            )
+        try:
+            options = self.settings.options()
+        except ValidationError as exc:
+            console_of(self.app).show_error(exc)
+            return
+        spec = CloneSpec(
+            source=self.source.name,
+            name=self.query_one("#clone-name", Input).value.strip(),
+            xml=self.xml_text,
+            linked=self.linked,
+            snapshot=str(snapshot) if self.linked and snapshot not in (NEW_SNAPSHOT, Select.BLANK) else None,
+            force=self.settings.force,
+            options=options,
+            **self.settings.clears(),
         )
+        self.plan_task(spec, lambda s: vms.plan_clone(s, spec), f"plan the clone {spec.name}")
 
     @on(Button.Pressed, "#cancel")
     def cancel(self) -> None:

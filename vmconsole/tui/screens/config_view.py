@@ -78,7 +78,7 @@ migration or the preferred host, review the service's plan and diff, then confir
                         yield Static(Syntax(text.literal_block(value), "xml", theme="ansi_dark", line_numbers=True))
                     else:
                         yield Static(Text(f"the VM has no {key} metadata", style="dim"))
-        yield Footer()
+        yield Footer(compact=True)
 
     def show_config(self, config: DomainConfig) -> None:
         """Show a fresh read (after an update of the VM)."""

@@ -5,7 +5,7 @@ filter and the ``:`` command line.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import events, on
@@ -28,7 +28,11 @@ from vmconsole.tui.widgets.header_bar import HeaderBar
 from vmconsole.tui.widgets.snapshot_pane import SnapshotPane
 from vmconsole.tui.widgets.vm_table import VmTable
 
-NARROW = 110  # below this width the side panes go under the table (the table needs ~70 columns)
+if TYPE_CHECKING:
+    from vmconsole.tui.refresh import Overdue
+
+NARROW = 130  # below this width the side panes go under the table (the table needs ~80 columns)
+FAILED_ONLY = "status:failed"  # below this width the side panes go under the table (the table needs ~70 columns)
 
 
 def _bindings() -> list[BindingType]:
@@ -57,6 +61,7 @@ class MainScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._now: datetime | None = None
+        self._failures_shown = -1  # the failure book's version the detail strip shows
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
@@ -69,10 +74,12 @@ class MainScreen(Screen[None]):
                 yield SnapshotPane(id="snapshots")
         yield FilterInput(id="filter")
         yield CommandInput(id="command")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         console = console_of(self.app)
+        self.query_one("#vms", VmTable).failures = console.failures
+        self.query_one(DetailStrip).failures = console.failures
         self.query_one("#vms", VmTable).border_title = "VMs"
         self.query_one("#cluster", ClusterPane).border_title = "Cluster"
         self.query_one(HeaderBar).read_only = console.read_only
@@ -103,13 +110,25 @@ class MainScreen(Screen[None]):
         self._update_title()
         self._show_current()
 
-    def show_refresh(self, last_ok: datetime | None, now: datetime, stale: str | None) -> None:
+    def show_refresh(
+        self, last_ok: datetime | None, now: datetime, stale: str | None, overdue: Overdue | None = None
+    ) -> None:
         header = self.query_one(HeaderBar)
         header.stale_reason = stale
+        header.overdue = overdue.describe() if overdue is not None else None
         header.update_age(last_ok, now)
 
-    def show_tasks(self, running: int) -> None:
+    def show_tasks(self, running: int, activity: dict[str, str] | None = None) -> None:
+        """The count of running tasks in the header, and each one's progress on its VM's row."""
         self.query_one(HeaderBar).running_tasks = running
+        activity = dict(activity or {})
+        self.table.show_activity(activity)
+        strip = self.query_one(DetailStrip)
+        version = console_of(self.app).failures.version
+        if activity != strip.activity or version != self._failures_shown:
+            strip.activity = activity
+            self._failures_shown = version
+            self._show_current()
 
     def _update_title(self) -> None:
         table = self.table
@@ -176,6 +195,11 @@ class MainScreen(Screen[None]):
         box.value = self.table.vm_filter.text
         box.add_class("-open")
         box.focus()
+
+    def toggle_failed_only(self) -> None:
+        """``!``: only the VMs that failed (their failure kept on the row); again, every VM."""
+        failed_only = self.table.vm_filter.text.strip() == FAILED_ONLY
+        self.apply_filter("" if failed_only else FAILED_ONLY)
 
     def action_clear_filter(self) -> None:
         if self.table.vm_filter.active:
@@ -248,13 +272,16 @@ class MainScreen(Screen[None]):
             console.action_quit_console()
         else:
             args = command.args
+            spec = BY_NAME[command.verb]
             if command.verb in ("snapshot", "rollback", "snapshot-remove", "snapshot-protect") and args:
                 console.perform(command.verb, command.vm or self.table.current_vm, snapshot=args[0])
-            elif BY_NAME[command.verb].needs_node:
+            elif spec.needs_node:
                 console.perform(command.verb, node=args[0] if args else self.query_one(ClusterPane).cursor_node)
             elif command.verb == "move" and args:
                 console.perform(command.verb, command.vm or self.table.current_vm, node=args[0])
             else:
                 console.perform(
-                    command.verb, command.vm or (self.table.current_vm if BY_NAME[command.verb].needs_vm else None)
+                    command.verb,
+                    command.vm or (self.table.current_vm if spec.needs_vm else None),
+                    argument=" ".join(args) or None,
                 )

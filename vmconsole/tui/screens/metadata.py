@@ -55,7 +55,7 @@ selected key (y/n). Values are shown literally, control characters as `\\xNN`.
                 yield Button("Back", id="back")
                 yield Button("Remove key", id="remove", variant="warning")
                 yield Button("Set", id="set", variant="primary")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#metadata-form").border_title = Text.assemble("Metadata of ", text.plain(self.vm))

@@ -51,7 +51,7 @@ confirmation names the VM, where it is and where it goes before anything happens
             with Horizontal(classes="form-buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Next: confirm…", id="ok", variant="primary")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#node-pick-form").border_title = Text.assemble("Move ", text.plain(self.vm.name))

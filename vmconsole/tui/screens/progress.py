@@ -1,7 +1,8 @@
 """A task's progress screen: the progress pane, plus cancel, background, and follow-up actions.
 
 ``escape``/``b`` sends the task to the background (it keeps running; ``t`` lists tasks). When the
-task ends the screen offers its follow-ups, e.g. **u** "undo rollback" or **f** "force stop".
+task ends the screen offers its follow-ups, e.g. **u** "undo rollback", **f** "force stop" or **l**
+"diagnose" after a failed start.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class TaskScreen(ModalScreen[None]):
         Binding("ctrl+x", "cancel_task", "Cancel task", id="task.cancel"),
         Binding("u", "follow('u')", "Undo", show=False, id="task.undo"),
         Binding("f", "follow('f')", "Force", show=False, id="task.force"),
+        Binding("l", "follow('l')", "Diagnose", show=False, id="task.diagnose"),
     ]
 
     def __init__(self, record: TaskRecord) -> None:
@@ -39,7 +41,7 @@ class TaskScreen(ModalScreen[None]):
         with Vertical(id="task-dialog"):
             yield ProgressPane(self.record, id="task-pane")
             yield Horizontal(id="task-buttons")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#task-dialog").border_title = "Task"

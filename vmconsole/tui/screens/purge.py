@@ -2,7 +2,8 @@
 
 Choose what to purge (the N oldest, those before a date, or all), press **Preview**: the service
 lists what it would remove and what it keeps and why (protected, linked clones, the safety snapshot
-of the last rollback). Changing the choice invalidates the preview.
+of the last rollback). Changing the choice invalidates the preview. (A retention policy and its
+prune are on ``K``.)
 """
 
 from __future__ import annotations
@@ -27,6 +28,56 @@ from vmconsole.tui.console import console_of
 from vmconsole.tui.screens.form_base import FormScreen
 
 MODES = ("oldest", "before", "all")
+
+
+def add_plan_columns(table: DataTable[Text]) -> None:
+    table.add_column("Action", key="action", width=7)
+    table.add_column("Snapshot", key="name")
+    table.add_column("Created", key="created", width=16)
+    table.add_column("Age", key="age", width=4)
+    table.add_column("Why kept", key="reason")
+
+
+def plan_summary(plan: PurgePlan | None, ask: str = "Press Preview") -> Text:
+    """What a purge or prune dry run found: how many go, how many stay, its notes."""
+    summary = Text(end="")
+    if plan is None:
+        summary.append(f"{ask} to see what would be removed; nothing is removed before you confirm.", style="dim")
+        return summary
+    summary.append(f"Dry run ({text.safe(plan.mode)}): ")
+    summary.append(f"{len(plan.remove)} to remove", style="bold red" if plan.remove else "bold")
+    summary.append(f", {len(plan.keep)} kept.")
+    for note in plan.notes:
+        summary.append("\n")
+        summary.append(text.plain(note, "yellow"))
+    if plan.remove:
+        summary.append("\nThe VM cannot be rolled back to removed snapshots.", style="red")
+    return summary
+
+
+def fill_plan_table(table: DataTable[Text], plan: PurgePlan | None, now: datetime) -> None:
+    """Each snapshot the dry run would remove, then each it keeps, and why."""
+    table.clear()
+    if plan is None:
+        return
+    for snap in plan.remove:
+        table.add_row(
+            Text("REMOVE", style="bold red"),
+            text.plain(snap.name, "bold"),
+            Text(text.stamp(snap.created)),
+            Text(text.age(snap.created, now)),
+            Text(""),
+            key=f"rm:{snap.name}",
+        )
+    for snap, reason in plan.keep:
+        table.add_row(
+            Text("keep", style="green"),
+            text.plain(snap.name),
+            Text(text.stamp(snap.created)),
+            Text(text.age(snap.created, now)),
+            text.plain(reason, "dim"),
+            key=f"keep:{snap.name}",
+        )
 
 
 class PurgeScreen(FormScreen[PurgePlan | None]):
@@ -83,12 +134,7 @@ of the last rollback). Type the VM name to unlock **Purge**. Changing the choice
 
     def on_mount(self) -> None:
         self.query_one("#purge-form").border_title = Text.assemble("Purge ", text.plain(self.vm.name))
-        table: DataTable[Text] = self.query_one("#purge-list", DataTable)
-        table.add_column("Action", key="action", width=7)
-        table.add_column("Snapshot", key="name")
-        table.add_column("Created", key="created", width=16)
-        table.add_column("Age", key="age", width=4)
-        table.add_column("Why kept", key="reason")
+        add_plan_columns(self.query_one("#purge-list", DataTable))
         self.query_one("#purge-oldest", Input).focus()
 
     # ------------------------------------------------------------------------------------ choice
@@ -159,42 +205,9 @@ of the last rollback). Type the VM name to unlock **Purge**. Changing the choice
             self.query_one("#typed", Input).focus()
 
     def _show_plan(self) -> None:
-        plan = self.plan
         table: DataTable[Text] = self.query_one("#purge-list", DataTable)
-        table.clear()
-        summary = Text(end="")
-        if plan is None:
-            summary.append(
-                "Press Preview to see what would be removed; nothing is removed before you confirm.", style="dim"
-            )
-        else:
-            summary.append(f"Dry run ({text.safe(plan.mode)}): ")
-            summary.append(f"{len(plan.remove)} to remove", style="bold red" if plan.remove else "bold")
-            summary.append(f", {len(plan.keep)} kept.")
-            for note in plan.notes:
-                summary.append("\n")
-                summary.append(text.plain(note, "yellow"))
-            if plan.remove:
-                summary.append("\nThe VM cannot be rolled back to removed snapshots.", style="red")
-            for snap in plan.remove:
-                table.add_row(
-                    Text("REMOVE", style="bold red"),
-                    text.plain(snap.name, "bold"),
-                    Text(text.stamp(snap.created)),
-                    Text(text.age(snap.created, self.now)),
-                    Text(""),
-                    key=f"rm:{snap.name}",
-                )
-            for snap, reason in plan.keep:
-                table.add_row(
-                    Text("keep", style="green"),
-                    text.plain(snap.name),
-                    Text(text.stamp(snap.created)),
-                    Text(text.age(snap.created, self.now)),
-                    text.plain(reason, "dim"),
-                    key=f"keep:{snap.name}",
-                )
-        self.query_one("#purge-summary", Static).update(summary)
+        fill_plan_table(table, self.plan, self.now)
+        self.query_one("#purge-summary", Static).update(plan_summary(self.plan))
         self._update_ok()
 
     @on(Input.Changed, "#typed")

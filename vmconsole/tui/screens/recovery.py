@@ -43,7 +43,7 @@ journal entry without touching the cluster.
                 yield Button("Back", id="back")
                 yield Button("Forget", id="forget", variant="warning")
                 yield Button("Undo", id="undo", variant="error")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#recovery-form").border_title = f"Incomplete tasks ({len(self.entries)})"

@@ -45,7 +45,7 @@ happens.
             with Horizontal(classes="form-buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Next: impact…", id="ok", variant="warning")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#pick-form").border_title = Text.assemble(

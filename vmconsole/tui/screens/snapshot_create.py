@@ -25,15 +25,18 @@ class SnapshotCreateScreen(FormScreen[tuple[str, bool] | None]):
 
 One snapshot of all the VM's disks at the same instant (an RBD group snapshot). With **freeze**,
 a running guest's filesystems are frozen for that instant (through the QEMU guest agent) so the
-snapshot is consistent. The name: ASCII letters, digits and `- _ . :`.
+snapshot is consistent; it is offered only when the guest has a qemu-guest-agent channel (without
+one the snapshot is crash-consistent, like pulling the plug). The name: ASCII letters, digits and
+`- _ . :`.
 """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel", id="form.cancel")]
 
-    def __init__(self, vm: VmState, now: datetime, name: str | None = None) -> None:
+    def __init__(self, vm: VmState, now: datetime, name: str | None = None, *, guest_agent: bool | None = None) -> None:
         super().__init__(classes="form-screen")
         self.vm = vm
         self.default_name = name or validate.default_snapshot_name(now)
+        self.guest_agent = guest_agent  # None: the domain XML could not be read
 
     def compose(self) -> ComposeResult:
         vm = self.vm
@@ -52,17 +55,25 @@ snapshot is consistent. The name: ASCII letters, digits and `- _ . :`.
                 yield Label("Name", classes="form-label")
                 yield Input(self.default_name, id="snap-name")
             yield Static("", id="snap-name-error", classes="field-error")
+            running = vm.status is VmStatus.STARTED
+            agent = self.guest_agent
             yield Checkbox(
                 "Freeze the guest's filesystems (consistent snapshot)",
-                value=True,
+                value=running and agent is not False,
                 id="snap-freeze",
-                disabled=vm.status is not VmStatus.STARTED,
+                disabled=not running or agent is False,
             )
-            note = (
-                "The VM is running: it keeps running."
-                if vm.status is VmStatus.STARTED
-                else "The VM is not running: its disks are snapshotted as they are."
-            )
+            if not running:
+                note = "The VM is not running: its disks are snapshotted as they are."
+            elif agent is False:
+                note = (
+                    "The VM is running and has no qemu-guest-agent channel: its filesystems cannot be frozen, the"
+                    " snapshot is crash-consistent (like pulling the plug). It keeps running."
+                )
+            elif agent is None:
+                note = "The VM is running: it keeps running. Freezing needs qemu-guest-agent in the guest."
+            else:
+                note = "The VM is running: it keeps running; its guest agent freezes its filesystems for an instant."
             yield Static(Text(note), classes="form-note")
             with Horizontal(classes="form-buttons"):
                 yield Button("Cancel", id="cancel")

@@ -13,8 +13,8 @@ from textual.widgets import DataTable, Footer, Static
 
 from vmconsole.tui import text
 from vmconsole.tui.console import console_of
-from vmconsole.tui.task_record import TaskRecord, TaskState
-from vmconsole.tui.widgets.progress_pane import STATE_STYLES
+from vmconsole.tui.task_record import TaskRecord
+from vmconsole.tui.widgets.progress_pane import ENDED_BADLY, STATE_STYLES, result_text
 
 
 class TaskListScreen(ModalScreen[None]):
@@ -22,7 +22,8 @@ class TaskListScreen(ModalScreen[None]):
 ## Tasks
 
 Every task started from this console: running ones first, then finished ones, newest first.
-**enter** opens a task's progress and log; tasks keep running in the background.
+The result of the task under the cursor is shown in full below the list. **enter** opens a task's
+progress and log; tasks keep running in the background.
 """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -34,7 +35,8 @@ Every task started from this console: running ones first, then finished ones, ne
             yield Static(Text("Tasks", style="bold"), id="tasks-title")
             yield DataTable(id="tasks-table", cursor_type="row")
             yield Static(Text("no task started yet", style="dim"), id="tasks-empty")
-        yield Footer()
+            yield Static(id="tasks-result")
+        yield Footer(compact=True)
 
     @property
     def records(self) -> list[TaskRecord]:
@@ -66,14 +68,29 @@ Every task started from this console: running ones first, then finished ones, ne
                     Text(f"{record.percent:3.0f}", justify="right", end=""),
                     text.plain(record.title),
                     Text(f"{record.started:%H:%M:%S}", end=""),
-                    text.plain(
-                        text.shorten(record.message, 80),
-                        "red" if record.state in (TaskState.FAILED, TaskState.CANCELLED) else "dim",
-                    ),
+                    text.plain(text.shorten(record.message, 60), "red" if record.state in ENDED_BADLY else "dim"),
                     key=str(record.record_id),
                 )
             if records:
                 table.move_cursor(row=min(keep, len(records) - 1), animate=False)
+        self._show_result()
+
+    def _show_result(self) -> None:
+        """The full result of the task under the cursor: the list's column only has room for its start."""
+        table: DataTable[Text] = self.query_one(DataTable)
+        record = None
+        if table.row_count:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            record = next((r for r in self.records if str(r.record_id) == key), None)
+        detail = Text(end="")
+        if record is not None:
+            detail.append(text.plain(record.title, "bold"))
+            detail.append("\n")
+            detail.append(result_text(record) if record.message else Text("running…", style="dim"))
+        self.query_one("#tasks-result", Static).update(detail)
+
+    def on_data_table_row_highlighted(self) -> None:
+        self._show_result()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         record = next((r for r in self.records if str(r.record_id) == event.row_key.value), None)

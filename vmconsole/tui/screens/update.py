@@ -1,4 +1,4 @@
-"""``u``: update a VM in place (same name, same UUID): a new domain XML and/or a few settings.
+"""``u``: update a VM in place (same name, same UUID): a new domain XML and/or any of its settings.
 
 The form only gathers what the operator wants to change; **Review changes** has the service plan
 the update (``update_plan``, in a worker: it validates everything) and the next screen shows the
@@ -8,28 +8,25 @@ plan's summary and the XML diff before anything is written.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Static
 
 from vmconsole.core import vms
 from vmconsole.core.vms import UpdatePlan, VmOptions
+from vmconsole.domain.errors import ValidationError
 from vmconsole.domain.model import NodeState, VmState
 from vmconsole.tui import form_checks, text
 from vmconsole.tui.console import console_of
+from vmconsole.tui.screens.create import member_nodes
 from vmconsole.tui.screens.file_picker import FilePickerScreen
 from vmconsole.tui.screens.form_base import FormScreen
-
-KEEP = "\x00keep"  # the Select value meaning "leave this setting as it is"
-
-
-def _current(value: Any, default: str) -> str:
-    return f"now {text.safe(value)}" if value not in (None, "") else f"now {default}"
+from vmconsole.tui.widgets.vm_settings import Mode, VmSettingsFields
 
 
 class UpdateScreen(FormScreen[UpdatePlan | None]):
@@ -37,11 +34,14 @@ class UpdateScreen(FormScreen[UpdatePlan | None]):
 ## Update a VM in place
 
 Give a new **domain XML** (without disks: vmconsole adds the RBD disks and keeps the UUID) and/or
-change **priority**, **stop timeout**, **live migration** or the **preferred host**. Empty fields
-and "unchanged" keep the current value.
+change any setting `vm update` takes: placement (pinned and preferred host: pick **not set** to
+clear one), live migration and its user, timeout and downtime, stop timeout, priority, Pacemaker
+meta/params/utilization (the list shown is the current one: edit it, or empty it to clear it),
+extra constraints, and user metadata to set or remove. Fields left as they are keep the value.
 
 **Review changes** has the service plan the update: the next screen shows what changes (settings,
-the XML diff) and whether the VM must be restarted; nothing is written before you confirm there.
+the XML diff, warnings about what the new XML can do on the host) and whether the VM must be
+restarted; nothing is written before you confirm there.
 """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel", id="form.cancel")]
@@ -49,23 +49,13 @@ the XML diff) and whether the VM must be restarted; nothing is written before yo
     def __init__(self, vm: VmState, nodes: Sequence[NodeState] = ()) -> None:
         super().__init__(classes="form-screen")
         self.vm = vm
-        self.nodes = tuple(n.name for n in nodes if n.kind == "member")
+        self.nodes = member_nodes(nodes)
         self.xml_text: str | None = None
         self.planning = False
 
     def compose(self) -> ComposeResult:
         vm = self.vm
-        settings = vm.settings
-        live_now = "on" if settings.get("live_migration") else "off"
-        preferred_now = settings.get("preferred_host")
-        live: list[tuple[Text, str]] = [
-            (Text(f"unchanged (now {live_now})"), KEEP),
-            (Text("on: move by live migration"), "on"),
-            (Text("off: move by stop and start"), "off"),
-        ]
-        hosts: list[tuple[Text, str]] = [(Text.assemble("unchanged (", _current(preferred_now, "none"), ")"), KEEP)]
-        hosts += [(text.plain(name), name) for name in self.nodes]
-        with Vertical(classes="form", id="update-form"):
+        with Vertical(classes="form fill", id="update-form"):
             with VerticalScroll(classes="form-body"):
                 intro = Text.assemble("Update ", text.plain(vm.name, "bold"), " (", text.status_text(vm))
                 if vm.node:
@@ -75,33 +65,10 @@ the XML diff) and whether the VM must be restarted; nothing is written before yo
                 yield Static(intro)
                 with Horizontal(classes="form-row"):
                     yield Label("Domain XML", classes="form-label")
-                    yield Input(placeholder="optional: a new XML file (without disks)", id="update-xml")
+                    yield Input(placeholder="unchanged; or a new XML (no disks)", id="update-xml")
                     yield Button("Browse…", id="browse-xml")
                 yield Static("", id="update-xml-error", classes="field-error")
-                with Horizontal(classes="form-row"):
-                    yield Label("Priority", classes="form-label")
-                    yield Input(placeholder=_current(settings.get("priority"), "0"), id="update-priority")
-                with Horizontal(classes="form-row"):
-                    yield Label("Stop timeout", classes="form-label")
-                    yield Input(
-                        placeholder=_current(settings.get("stop_timeout"), "30") + " (seconds, or 2min…)",
-                        id="update-stop-timeout",
-                    )
-                with Horizontal(classes="form-row"):
-                    yield Label("Live migr.", classes="form-label")
-                    yield Select(live, value=KEEP, allow_blank=False, id="update-live")
-                with Horizontal(classes="form-row"):
-                    yield Label("Preferred", classes="form-label")
-                    yield Select(hosts, value=KEEP, allow_blank=False, id="update-preferred")
-                if settings.get("pinned_host"):
-                    yield Static(
-                        Text.assemble(
-                            "Pinned to ",
-                            text.plain(settings.get("pinned_host"), "bold"),
-                            ": choosing a preferred host unpins it.",
-                        ),
-                        classes="form-note",
-                    )
+                yield VmSettingsFields(Mode.UPDATE, self.nodes, vm.settings, id="update-settings")
                 yield Static("", id="update-status", classes="form-note")
             with Horizontal(classes="form-buttons"):
                 yield Button("Cancel", id="cancel")
@@ -141,16 +108,6 @@ the XML diff) and whether the VM must be restarted; nothing is written before yo
 
         self.app.push_screen(FilePickerScreen("Pick the new domain XML", box.value or None), picked)
 
-    def options(self) -> VmOptions:
-        live = self.query_one("#update-live", Select).value
-        preferred = self.query_one("#update-preferred", Select).value
-        return VmOptions(
-            priority=self._value("update-priority") or None,
-            stop_timeout=self._value("update-stop-timeout") or None,
-            live_migration={"on": True, "off": False}.get(str(live)),
-            preferred_host=str(preferred) if preferred not in (KEEP, Select.BLANK) else None,
-        )
-
     @on(Button.Pressed, "#ok")
     @on(Input.Submitted)
     def review(self) -> None:
@@ -159,16 +116,25 @@ the XML diff) and whether the VM must be restarted; nothing is written before yo
         if not self.check_xml():
             self.notify("Fix the domain XML first (or clear the field).", severity="warning", markup=False)
             return
-        options = self.options()
+        fields = self.query_one(VmSettingsFields)
+        if not fields.check():
+            self.notify("Fix the fields marked in red first.", severity="warning", markup=False)
+            return
+        try:
+            options = fields.options()
+        except ValidationError as exc:
+            console_of(self.app).show_error(exc)
+            return
+        remove = fields.remove_metadata()
         xml = self.xml_text
-        if xml is None and options == VmOptions():
+        if xml is None and options == VmOptions() and not remove:
             self.notify("Nothing given: pick a new domain XML and/or change a setting.", markup=False)
             return
         vm = self.vm.name
         self._busy(True)
         console = console_of(self.app)
         console.call_in_thread(
-            lambda: vms.update_plan(console.services, vm, xml=xml, options=options),
+            lambda: vms.update_plan(console.services, vm, xml=xml, options=options, remove_metadata=remove),
             self.planned,
             f"plan the update of {vm}",
             on_error=lambda _exc: self._busy(False),

@@ -22,8 +22,10 @@ from vmconsole.tui.screens.form_base import FormScreen
 
 
 def summary_text(plan: UpdatePlan) -> Text:
-    """The plan's summary without its XML diff (shown below it, coloured): each line literal."""
-    lines = plan.summary()
+    """The plan's summary without its XML diff (shown below it, coloured) and its warnings (shown
+    apart, in yellow, with a ⚠): each line literal."""
+    warnings = {f"warning: {w}" for w in plan.warnings}
+    lines = [line for line in plan.summary() if line not in warnings]
     block = ["domain XML:", *(f"  {line}" for line in plan.xml_diff)]
     for start in range(len(lines) - len(block) + 1):
         if plan.xml_diff and lines[start : start + len(block)] == block:
@@ -42,6 +44,9 @@ def summary_text(plan: UpdatePlan) -> Text:
         else:
             style = "yellow"
         out.append(text.plain(line, style))
+    for warning in plan.warnings:
+        out.append("\n⚠ ", style="bold yellow")
+        out.append(text.plain(warning, "bold yellow"))
     return out
 
 
@@ -51,7 +56,8 @@ class UpdateDiffScreen(FormScreen[bool]):
 
 The service's plan: the settings that change (before -> after), the domain XML diff (`-` removed,
 `+` added, in canonical form), whether the Pacemaker primitive is rewritten and whether the VM is
-restarted. Nothing is written yet. **y** or **Apply** confirms (when the VM is restarted, type its
+restarted, and ⚠ what the new XML can do on the host (host devices or paths handed to the guest,
+QEMU command-line arguments...). Nothing is written yet. **y** or **Apply** confirms (when the VM is restarted, type its
 name first); **escape** or **n** cancels.
 """
 
@@ -93,7 +99,7 @@ name first); **escape** or **n** cancels.
                     variant="error" if plan.restart else "primary",
                     disabled=plan.restart,
                 )
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#update-diff-form").border_title = Text.assemble(

@@ -1,7 +1,9 @@
 """The cluster at a glance: quorum, Ceph health, and each node with the VMs it hosts.
 
-The pane takes the focus (tab from the VM table): **up**/**down** move a cursor over the nodes and
-the node actions (standby, online) act on the node under it.
+The pane takes the focus (tab from the VM table, or a click): **up**/**down** (or **j**/**k**) move
+a cursor over the nodes, a click on a node selects it, and the node actions (standby, online) act on
+the node under the cursor. One line per node (a long list of VMs is cut, never wrapped, so a line is
+a node).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widget import Widget
@@ -34,16 +37,16 @@ class ClusterPane(Widget, can_focus=True):
 Quorum, Ceph health (with its active checks) and every node: online, standby, maintenance,
 offline; **DC** marks the designated controller; after the node, the VMs it hosts now.
 
-**up**/**down** select a node. **S** puts it in standby (drains it: its VMs move to other nodes;
-type the node name to confirm), **O** brings it back online (y/n). The progress screen, then a
-notification, say where each VM went.
+**up**/**down** (**j**/**k**) or a click select a node. **S** puts it in standby (drains it: its
+VMs move to other nodes, or stop when there is none; type the node name to confirm), **O** brings it
+back online (y/n). The progress screen, then a notification, say where each VM went.
 """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"cluster-pane--cursor"}
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "cursor(-1)", "Previous node", show=False, id="node.previous"),
-        Binding("down", "cursor(1)", "Next node", show=False, id="node.next"),
+        Binding("up,k", "cursor(-1)", "Previous node", show=False, id="node.previous"),
+        Binding("down,j", "cursor(1)", "Next node", show=False, id="node.next"),
         *(Binding(spec.key, gating.act(spec.name), spec.label, id=spec.binding_id) for spec in NODE_ACTIONS),
     ]
 
@@ -59,6 +62,7 @@ notification, say where each VM went.
         super().__init__(id=id)
         self.state: ClusterState | None = None
         self.cursor_node: str | None = None
+        self._node_lines: dict[int, str] = {}  # line of the rendered text -> the node on it
 
     @property
     def node_names(self) -> list[str]:
@@ -90,6 +94,15 @@ notification, say where each VM went.
             return
         self.post_message(self.ActionRequested(action, self.cursor_node))
 
+    def on_click(self, event: events.Click) -> None:
+        """A click on a node's line selects that node (and the pane takes the focus)."""
+        offset = event.get_content_offset(self)
+        node = self._node_lines.get(offset.y) if offset is not None else None
+        if node is not None:
+            self.cursor_node = node
+            self.focus()
+            self.refresh()
+
     def on_focus(self) -> None:
         self.refresh()
 
@@ -101,7 +114,8 @@ notification, say where each VM went.
         state = self.state
         if state is None:
             return Text("cluster: reading…", style="dim")
-        out = Text(end="")
+        out = Text(end="", no_wrap=True, overflow="ellipsis")
+        self._node_lines = {}
         out.append("quorum ")
         if state.quorum is None:
             out.append("?", style="yellow")
@@ -122,6 +136,7 @@ notification, say where each VM went.
         cursor_style = self.get_component_rich_style("cluster-pane--cursor", partial=True) if self.has_focus else None
         for node in state.nodes:
             out.append("\n")
+            self._node_lines[out.plain.count("\n")] = node.name
             start = len(out)
             out.append("● ", style=NODE_STYLES.get(node.status, ""))
             out.append(text.plain(node.name, "bold"))

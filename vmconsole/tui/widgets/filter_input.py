@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.validation import ValidationResult, Validator
@@ -30,7 +31,11 @@ Terms separated by spaces, all must match: `web` (name contains), `status:failed
 **escape** closes the box (the filter stays; **escape** again on the table clears it).
 """
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close", id="filter.close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close", id="filter.close"),
+        # tab stays in the box: a letter typed next must never reach the VM table as an action key
+        Binding("tab", "stay", "Stay", show=False, id="filter.stay"),
+    ]
 
     class Closed(Message):
         def __init__(self, box: Input) -> None:
@@ -47,3 +52,10 @@ Terms separated by spaces, all must match: `web` (name contains), `status:failed
 
     def action_close(self) -> None:
         self.post_message(self.Closed(self))
+
+    def action_stay(self) -> None:
+        """Nothing: the focus stays here until enter or escape."""
+
+    def on_blur(self, event: events.Blur) -> None:
+        if self.has_class("-open"):
+            self.post_message(self.Closed(self))

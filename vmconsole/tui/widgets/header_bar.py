@@ -20,13 +20,16 @@ class HeaderBar(Widget):
 
 `[RO]`: read-only mode, every action that changes the cluster is disabled (the reason is shown when
 you press its key). The right side says how old the shown data is, or **STALE** and why when the
-last read failed or was incomplete (the table keeps the last known data).
+last read failed or was incomplete (the table keeps the last known data). A read that takes longer
+than twice the refresh interval shows at once, in yellow, how long it has waited and for which
+backend (**waiting 12s for pacemaker**); the last data stays on screen meanwhile.
 """
 
     read_only: reactive[bool] = reactive(False)
     running_tasks: reactive[int] = reactive(0)
     stale_reason: reactive[str | None] = reactive(None)
     age_seconds: reactive[float | None] = reactive(None)
+    overdue: reactive[str | None] = reactive(None)  # the read in flight is overdue: what it waits on
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -57,11 +60,18 @@ last read failed or was incomplete (the table keeps the last known data).
         if self.running_tasks:
             line.append(f"  ⟳ {self.running_tasks} task{'s' if self.running_tasks > 1 else ''}", style="bold yellow")
         right = Text(end="")
+        if self.overdue is not None:
+            right.append(" ⏳ ", style="bold black on yellow")
+            right.append(text.plain(" " + self.overdue + " ", "bold yellow"))
+            if self.stale_reason is None and self.age_seconds is not None:
+                right.append(f" (data {text.seconds_short(self.age_seconds)} old)", style="yellow")
         if self.stale_reason is not None:
             right.append(" STALE: ", style="bold white on red")
             right.append(text.plain(" " + text.shorten(self.stale_reason, 200) + " ", "bold red"))
             if self.age_seconds is not None:
                 right.append(f" (data {text.seconds_short(self.age_seconds)} old)", style="red")
+        elif self.overdue is not None:
+            pass
         elif self.age_seconds is not None:
             right.append("● ", style="green")
             right.append(f"refreshed {text.seconds_short(self.age_seconds)} ago", style="dim")

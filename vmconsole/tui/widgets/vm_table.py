@@ -19,6 +19,7 @@ from textual.widgets.data_table import ColumnKey
 from vmconsole.domain.model import ClusterState, VmState
 from vmconsole.tui import text
 from vmconsole.tui.filtering import SORT_COLUMNS, VmFilter, sort_value
+from vmconsole.tui.memory import FailureBook
 
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("mark", " ", 1),
@@ -28,12 +29,15 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("snaps", "Snaps", 5),
     ("latest", "Latest", 6),
     ("size", "Size", 9),
+    ("note", "Task / failure", 14),
 )
 MARK = "●"
+RUNNING = "⟳"
+FAILED = "✖"
 
 
 class VmTable(DataTable[Text]):
-    """Every VM of the cluster. Keys: arrows/PgUp/PgDn move, 1-6 sort, space marks."""
+    """Every VM of the cluster. Keys: arrows, j/k, g/G, Home/End, PgUp/PgDn move, 1-6 sort, space marks."""
 
     HELP = """\
 ## VM table
@@ -42,6 +46,10 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
 
 * **Status** is coloured; `!` flags a failed flag, `blk` a VM Pacemaker blocks.
 * **Snaps** / **Latest**: number of snapshots and the age of the newest one.
+* **Task / failure**: `⟳ start 40%` while a task of this console runs on the VM; `✖ start 7m` its last
+  failure (of a task, or Pacemaker's while it is not running), kept until a success or a cleanup.
+  **!** shows the failed VMs only (again: all); **l** says why (the cause, the QEMU log).
+* Move with the arrows, **j**/**k**, **g**/**G** or **Home**/**End** (first, last), **PgUp**/**PgDn**.
 * Press **1**-**6** to sort by a column (again to reverse), or click a header.
 * **space** marks VMs for a bulk snapshot (**N**).
 * **/** filters: `web`, `status:failed`, `node:hv1`, `~^web[12]$` (regex), `!status:started`.
@@ -51,8 +59,14 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
 """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(str(i + 1), f"sort_by('{column}')", f"Sort {column}", show=False, id=f"table.sort.{column}")
-        for i, column in enumerate(SORT_COLUMNS)
+        *(
+            Binding(str(i + 1), f"sort_by('{column}')", f"Sort by {column}", show=False, id=f"table.sort.{column}")
+            for i, column in enumerate(SORT_COLUMNS)
+        ),
+        Binding("j", "cursor_down", "Down", show=False, id="table.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="table.up"),
+        Binding("g,home", "first", "First VM", show=False, id="table.first"),
+        Binding("G,end", "last", "Last VM", show=False, id="table.last"),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -66,6 +80,9 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
         self._by_display: dict[str, str] = {}
         self._cursor_vm: str | None = None
         self._now: datetime | None = None
+        self.activity: dict[str, str] = {}  # VM -> what a task of this console is doing to it now
+        self.failures: FailureBook = FailureBook()  # the console's book, set by the main screen
+        self._failures_seen = -1
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
@@ -137,6 +154,21 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
     def action_sort_by(self, column: str) -> None:
         self.set_sort(column)
 
+    def action_first(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0, animate=False, scroll=True)
+
+    def action_last(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False, scroll=True)
+
+    def show_activity(self, activity: dict[str, str]) -> None:
+        """What this console's tasks are doing to each VM (inline progress on its row), and the
+        failures it keeps (redrawn when the book changed: a task failed, a cleanup ran)."""
+        if activity != self.activity or self.failures.version != self._failures_seen:
+            self.activity = dict(activity)
+            self._sync()
+
     # ------------------------------------------------------------------------------------ internals
     def _header(self, key: str, label: str) -> Text:
         if key == getattr(self, "sort_column", "name"):
@@ -148,21 +180,37 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
         self.refresh()
 
     def _row(self, vm: VmState) -> tuple[Text, ...]:
+        """One row; every cell plain and left as it is in every row (no style that moves a column)."""
         now = self._now or datetime.now().astimezone()
         latest = vm.latest_snapshot
         return (
             Text(MARK if vm.name in self.marked else " ", style="bold cyan", end=""),
-            text.plain(vm.name, "bold" if vm.failed or vm.blocked else ""),
+            text.plain(vm.name),
             text.status_text(vm),
             text.plain(vm.node or "-"),
             Text(str(len(vm.snapshots)), justify="right", end=""),
             Text(text.age(latest.created if latest else None, now), justify="right", end=""),
             Text(text.size(vm.total_size) if vm.disks else "-", justify="right", end=""),
+            self._note(vm, now),
         )
+
+    def _note(self, vm: VmState, now: datetime) -> Text:
+        doing = self.activity.get(vm.name)
+        if doing is not None:
+            return Text.assemble((f"{RUNNING} ", "bold yellow"), text.plain(doing, "yellow"), end="")
+        failure = self.failures.shown(vm)
+        if failure is None:
+            return Text("", end="")
+        age = f" {text.age(failure.when, now)}" if failure.when is not None else ""
+        return Text.assemble((f"{FAILED} ", "bold red"), text.plain(f"{failure.what}{age}", "red"), end="")
 
     def _sync(self) -> None:
         keep = self.current_vm or self._cursor_vm
-        wanted = {name: self._row(vm) for name, vm in self._vms.items() if self.vm_filter.match(vm)}
+        self._failures_seen = self.failures.version
+        failed = self.failures.failed_names(self._vms.values())
+        wanted = {
+            name: self._row(vm) for name, vm in self._vms.items() if self.vm_filter.match(vm, failed=name in failed)
+        }
         existing = set(self._cells)
         gone = existing - set(wanted)
         changed = False
