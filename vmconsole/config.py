@@ -53,6 +53,20 @@ class PacemakerSection:
     timeout: float = 30.0
     # Where the resource agent caches each VM's domain XML (vm_manager: /etc/pacemaker).
     xml_dir: str = "/etc/pacemaker"
+    # The observer node (never runs VMs, banned for every VM); empty means "read it from cluster_conf".
+    observer: str = ""
+    # SEAPATH's cluster description (`[machines] observer = ...`), as vm_manager reads it.
+    cluster_conf: str = "/etc/cluster.conf"
+
+
+SNAPSHOT_KINDS = ("image", "group")
+
+
+@dataclass(frozen=True)
+class SnapshotsSection:
+    # "image": one snapshot name on every disk of the VM, taken at one instant (vm_manager lists,
+    # purges, removes and rolls them back); "group": RBD group snapshots, which vm_manager cannot use.
+    kind: str = "image"
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,7 @@ class Config:
     libvirt: LibvirtSection = field(default_factory=LibvirtSection)
     pacemaker: PacemakerSection = field(default_factory=PacemakerSection)
     console: ConsoleSection = field(default_factory=ConsoleSection)
+    snapshots: SnapshotsSection = field(default_factory=SnapshotsSection)
     # Where this configuration came from (None: built-in defaults).
     source: Path | None = None
     # Set when the configuration points at the local lab.
@@ -82,6 +97,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "libvirt": LibvirtSection,
     "pacemaker": PacemakerSection,
     "console": ConsoleSection,
+    "snapshots": SnapshotsSection,
 }
 
 
@@ -135,6 +151,10 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
                     f"unknown key (known: {', '.join(sorted(known_keys))})", field=f"{path}: {name}.{key}"
                 )
             values[key] = _coerce(path, f"{name}.{key}", value, known_keys[key])
+        if name == "snapshots" and values.get("kind", "image") not in SNAPSHOT_KINDS:
+            raise ConfigError(
+                f"expected one of {', '.join(SNAPSHOT_KINDS)}, got {values['kind']!r}", field=f"{path}: snapshots.kind"
+            )
         sections[name] = replace(defaults, **values)
     return Config(**sections, source=path, lab_dir=lab_dir)
 
