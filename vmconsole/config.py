@@ -7,7 +7,9 @@ where a cluster differs (or for the local lab, whose ``lab up`` writes its own f
 
 from __future__ import annotations
 
+import configparser
 import os
+import re
 import stat
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -179,6 +181,39 @@ def check_trusted(path: Path, what: str = "file") -> None:
             field=str(path),
             hint=f"chmod go-w {path}",
         )
+
+
+def read_observer(section: PacemakerSection) -> str | None:
+    """The cluster's observer: ``[pacemaker] observer``, else ``[machines] observer`` of SEAPATH's
+    ``cluster_conf`` (an INI file, as vm_manager reads it). None when neither names one (a missing file
+    is a cluster without an observer); a file that is not trusted or not readable is a ConfigError."""
+    if section.observer:
+        if not _NODE_NAME.fullmatch(section.observer):
+            raise ConfigError(f"{section.observer!r} is not a node name", field="pacemaker.observer")
+        return section.observer
+    path = Path(section.cluster_conf)
+    if not path.exists():
+        return None
+    check_trusted(path, "the cluster description")
+    try:
+        info = path.stat()
+        key = (str(path), info.st_mtime_ns, info.st_size, info.st_ino)
+        if key in _OBSERVER_CACHE:
+            return _OBSERVER_CACHE[key]
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise ConfigError(f"the cluster description cannot be read: {exc}", field=str(path)) from exc
+    observer = parser.get("machines", "observer", fallback="").strip() or None
+    if observer is not None and not _NODE_NAME.fullmatch(observer):
+        raise ConfigError(f"[machines] observer = {observer!r} is not a node name", field=str(path))
+    _OBSERVER_CACHE.clear()
+    _OBSERVER_CACHE[key] = observer
+    return observer
+
+
+_OBSERVER_CACHE: dict[tuple[str, int, int, int], str | None] = {}
+_NODE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def load_file(path: Path) -> Config:

@@ -81,3 +81,18 @@ def test_rbd_pacemaker_and_libvirt_are_real(lab: Lab, lab_config: Config, vm_nam
             rbd_session.group_remove_image(vm_name, image)
             rbd_session.remove_group(vm_name)
             rbd_session.remove_image(image)
+
+
+def test_an_omap_larger_than_one_osd_read_comes_back_whole(lab_config: Config, vm_name: str) -> None:
+    # an OSD answers at most 1024 entries per read: a month of history with more records lost its newest
+    oid = f"vmconsole.test.{vm_name}"
+    entries = {f"{i:06d}": str(i).encode() for i in range(2500)}
+    with RbdSession(lab_config.ceph) as session:
+        try:
+            for start in range(0, len(entries), 500):
+                session.omap_set(oid, dict(list(entries.items())[start : start + 500]))
+            assert session.omap_get(oid) == entries
+            assert session.omap_get_many([oid])[oid] == entries
+            assert session.omap_get(oid, prefix="0012") == {k: v for k, v in entries.items() if k.startswith("0012")}
+        finally:
+            session.ioctx.remove_object(oid)

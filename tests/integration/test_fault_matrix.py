@@ -82,7 +82,12 @@ def world(services: Services, names: list[str]) -> dict[str, Any]:
 
 
 def safety_snapshots(state: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(g, s) for g, value in state["groups"].items() for s in value["snapshots"] if s.startswith("safety-")}
+    """(group or image, name) of every safety snapshot: a group's, or a disk's own (the kinds of snapshot)."""
+    grouped = {(g, s) for g, value in state["groups"].items() for s in value["snapshots"] if s.startswith("safety-")}
+    per_image = {
+        (i, s) for i, value in state["images"].items() for s, _ in value["snapshots"] if s.startswith("safety-")
+    }
+    return grouped | per_image
 
 
 def nets_named(message: str) -> set[str]:
@@ -95,8 +100,11 @@ def without(state: dict[str, Any], nets: set[str]) -> dict[str, Any]:
     if not nets:
         return state
     groups = {g: {**v, "snapshots": [s for s in v["snapshots"] if s not in nets]} for g, v in state["groups"].items()}
+    images = {
+        i: {**v, "snapshots": [(s, p) for s, p in v["snapshots"] if s not in nets]} for i, v in state["images"].items()
+    }
     records = {vm: [r for r in rs if r not in nets and r != "__rollback__"] for vm, rs in state["records"].items()}
-    return {**state, "groups": groups, "records": records}
+    return {**state, "groups": groups, "images": images, "records": records}
 
 
 # ---------------------------------------------------------------------------------------------- (b)

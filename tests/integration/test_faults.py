@@ -103,18 +103,22 @@ def test_osd_stopped_mid_rollback(
     # the VM stays Started: the rollback must stop it itself
     services.run(snapshots.plan_snapshot_create(services, vm_name, "good"))
     plan = snapshots.rollback_plan(services, vm_name, "good", safety=False)
-    original = services.rbd.group_snap_rollback
+    assert plan.snapshot.kind == "image"  # the default kind: one disk after the other
+    original = services.rbd.image_snap_rollback
+    killed: list[int] = []
 
-    def rollback_with_osd_gone(group: str, snapshot: str) -> None:
-        os.kill(daemon_pids(lab)["ceph-osd"], signal.SIGKILL)
-        original(group, snapshot)
+    def rollback_with_osd_gone(image: str, snapshot: str) -> None:
+        if not killed:
+            killed.append(daemon_pids(lab)["ceph-osd"])
+            os.kill(killed[0], signal.SIGKILL)
+        original(image, snapshot)
 
-    services.rbd.group_snap_rollback = rollback_with_osd_gone  # type: ignore[method-assign]
+    services.rbd.image_snap_rollback = rollback_with_osd_gone  # type: ignore[method-assign]
     try:
         with pytest.raises(OperationIncomplete) as caught:
             services.run(snapshots.plan_rollback(services, plan))
     finally:
-        services.rbd.group_snap_rollback = original  # type: ignore[method-assign]
+        services.rbd.image_snap_rollback = original  # type: ignore[method-assign]
         restart_osd(lab)
     message = str(caught.value)
     assert "left disabled" in message

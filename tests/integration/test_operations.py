@@ -14,7 +14,7 @@ from vmconsole.config import Config
 from vmconsole.core import placement, vms
 from vmconsole.core.services import Services
 from vmconsole.domain import naming
-from vmconsole.domain.errors import ConflictError, ValidationError
+from vmconsole.domain.errors import ConflictError, NotFoundError, ValidationError
 from vmconsole.domain.model import VmStatus
 from vmconsole.lab.lab import Lab
 from vmconsole.lab.seed import base_xml
@@ -179,11 +179,25 @@ def test_console_colocation_and_remote(
     services.run(vms.plan_colocate(services, vm_name, [partner], strong=True))
     constraint = f"colocation-strong-{vm_name}-with{partner}"
     assert any(c.constraint_id == constraint for c in services.primitives()[vm_name].colocations)
+    # uncolocate takes it out of the CIB and the metadata; a second time says it is not there
+    services.run(vms.plan_uncolocate(services, vm_name, [partner]))
+    assert not services.primitives()[vm_name].colocations
+    assert "_vmconsole_colocations" not in services.rbd.metadata(naming.system_image(vm_name))
+    with pytest.raises(NotFoundError) as absent:
+        vms.plan_uncolocate(services, vm_name, [partner])
+    assert absent.value.reason == "already_absent"
+    services.run(vms.plan_colocate(services, vm_name, [partner], strong=True))
     services.run(vms.plan_disable(services, vm_name))
     services.run(vms.plan_enable(services, vm_name))
     assert any(c.constraint_id == constraint for c in services.primitives()[vm_name].colocations), (
         "the colocation is re-applied on enable"
     )
+    # the partner can go although vm_name's colocation names it; vm_name is still enabled again after
+    services.run(vms.plan_remove(services, partner))
+    assert not any(c.constraint_id == constraint for c in services.primitives()[vm_name].colocations)
+    services.run(vms.plan_disable(services, vm_name))
+    services.run(vms.plan_enable(services, vm_name))
+    assert vm_name in services.primitives()
     services.run(vms.plan_remote(services, other, remote_name="remote1", address="127.0.0.1", port=3121))
     meta = services.rbd.metadata(naming.system_image(other))
     assert meta["_remote_node"] == "remote1" and meta["_remote_node_port"] == "3121"

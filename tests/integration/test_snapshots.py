@@ -38,7 +38,7 @@ def test_rollback_restores_both_disks_consistently(
     changed = (checksum(services, system), checksum(services, data))
     assert changed != expected
     info = {i.snapshot.name: i for i in snapshots.list_snapshots(services, vm_name)}
-    assert info["s1"].snapshot.kind == "group"
+    assert info["s1"].snapshot.kind == "image"  # the default: per-image snapshots vm_manager can use
     assert info["s1"].snapshot.disks == (system, data)
     assert info["s1"].written_since is not None
     services.run(snapshots.plan_rollback(services, snapshots.rollback_plan(services, vm_name, "s1")))

@@ -195,8 +195,8 @@ def test_three_nodes_crash_fence_rejoin_migrate(multinode_dir: Path) -> None:
         "--nostart",
     )
     assert created.returncode == 0, created.stdout + created.stderr
-    ban = lab.run_on("n1", ["crm", "resource", "ban", vm, "n3"], timeout=60)
-    assert ban.returncode == 0, ban.stdout + ban.stderr
+    constraints = lab.run_on("n1", ["cibadmin", "--query", "--scope", "constraints"], timeout=60)
+    assert f'id="cli-ban-{vm}-on-n3"' in constraints.stdout, constraints.stdout + constraints.stderr
     started = on_node(lab, "n1", "vm", "start", vm)
     assert started.returncode == 0, started.stdout + started.stderr
     first, _ = wait_started_on(lab, "n1", vm, {"n1", "n2"}, 60)

@@ -65,6 +65,45 @@ def test_colocation_checks_the_resources_and_runs_inline(make_app: Any, fake_ser
     drive(app, scenario)
 
 
+def test_a_colocation_is_removed_from_its_form(
+    make_app: Any, fake_services: Any, monkeypatch: Any, source: Any
+) -> None:
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    calls: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(
+        vms,
+        "plan_uncolocate",
+        lambda s, vm, resources: calls.append((vm, list(resources))) or tui_sample.fake_task("uncolocate", vm, 2),
+    )
+    kept = {"colocations": [{"resources": ["db1"], "strong": True}]}
+    source.current = replace(
+        source.current,
+        vms=tuple(
+            replace(vm, settings=MappingProxyType(kept)) if vm.name == "web1" else vm for vm in source.current.vms
+        ),
+    )
+    app = make_app(services=fake_services)
+
+    async def scenario(pilot: Any) -> None:
+        table(app).move_to("web1")
+        await pilot.press("W")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, ColocationScreen)
+        await pilot.click("#remove")  # the field is empty: the VM's only colocation
+        await settle(pilot, app)
+        modal = app.screen
+        assert isinstance(modal, ConfirmModal) and "Stop keeping" in modal.body.plain and "db1" in modal.body.plain
+        await pilot.press("y")
+        await settle(pilot, app)
+        assert calls == [("web1", ["db1"])]
+        assert app.tasks[-1].state is TaskState.DONE and isinstance(app.screen, MainScreen)
+
+    drive(app, scenario)
+
+
 def test_pacemaker_remote_add_and_remove(make_app: Any, fake_services: Any, monkeypatch: Any, source: Any) -> None:
     from dataclasses import replace
     from types import MappingProxyType

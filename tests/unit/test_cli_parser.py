@@ -40,7 +40,7 @@ TREE: dict[str, tuple[str, ...]] = {
     ),
     "node": ("list", "standby", "online"),
     "metadata": ("list", "get", "set", "remove"),
-    "constraint": ("colocate",),
+    "constraint": ("colocate", "uncolocate"),
     "remote": ("add", "remove"),
     "history": (),
     "lock": ("show", "break"),

@@ -443,3 +443,52 @@ def test_with_vm_elements_changes_only_the_vm_and_its_own_constraints() -> None:
     # another tool's ban of vm2 is not vmconsole's: it stays
     assert "cli-ban-vm2-on-node3" in ids and "cli-prefer-vm1" in ids and "pin-vm3-onnode3" in ids
     assert with_vm_elements(original, "nosuchvm", build_primitive(PrimitiveSpec(name="nosuchvm")), set(), []) is None
+
+
+def test_without_vm_removes_the_vm_and_takes_it_out_of_other_vms_colocations() -> None:
+    from lxml import etree
+
+    from vmconsole.backends.cib import with_vm_elements, without_vm
+    from vmconsole.domain.primitive_builder import PrimitiveSpec, build_colocation, build_primitive
+
+    original = cib_text("healthy")
+    # vm1 keeps itself with vm2 and dummy1, and vm3 with vm2 alone (vm_manager's add_colocation shape)
+    vm1 = parse_cib_primitives(original)["vm1"]
+    assert vm1 is not None
+    with_colocations = with_vm_elements(
+        original,
+        "vm3",
+        build_primitive(PrimitiveSpec(name="vm3")),
+        set(),
+        [build_colocation("vm1", ("vm2", "dummy1")), build_colocation("vm3", ("vm2",))],
+    )
+    assert with_colocations is not None
+    changed = without_vm(with_colocations, "vm2", keep={"cli-ban-vm2-on-node3"})
+    assert changed is not None
+    root = etree.fromstring(changed)
+    assert "vm2" not in parse_cib_primitives(changed)
+    constraints = {c.get("id"): c for c in root.iterfind("configuration/constraints/*")}
+    # vm1's colocation stays, without vm2; vm3's is left with no partner, so it goes
+    kept = constraints["colocation-vm1-withvm2-dummy1"]
+    assert [r.get("id") for r in kept.iter("resource_ref")] == ["vm1", "dummy1"]
+    assert "colocation-vm3-withvm2" not in constraints
+    assert "cli-ban-vm2-on-node3" in constraints and "cli-prefer-vm2" not in constraints
+    assert not any(r.get("id") == "vm2" for r in root.iter("resource_ref"))
+    assert without_vm(original, "nosuchvm") is None
+
+
+def test_monitor_hosts_from_v1_v2_and_msgr2_only_monmaps() -> None:
+    from vmconsole.backends.rbd import monitor_hosts
+
+    both = {"addrvec": [{"type": "v2", "addr": "10.0.0.1:3300"}, {"type": "v1", "addr": "10.0.0.1:6789"}]}
+    msgr2_only = {"addrvec": [{"type": "v2", "addr": "[fd00::2]:3300"}]}
+    legacy = {"addrvec": []}
+    dump = {
+        "mons": [
+            {"public_addrs": both},
+            {"public_addrs": msgr2_only},
+            {"public_addrs": legacy, "public_addr": "10.0.0.3:6789/0"},
+        ]
+    }
+    assert monitor_hosts(dump) == [("10.0.0.1", 6789), ("fd00::2", 3300), ("10.0.0.3", 6789)]
+    assert monitor_hosts({}) == []

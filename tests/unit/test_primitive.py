@@ -346,3 +346,36 @@ def test_cib_durations_in_seconds() -> None:
     assert duration_seconds("500ms", 1) == 0.5
     assert duration_seconds(None, 7) == 7
     assert duration_seconds("soon", 7) == 7
+
+
+def test_stored_settings_vm_manager_accepts_are_left_out_with_a_warning_not_a_refusal() -> None:
+    from vmconsole.core.steps import _usable_spec
+
+    values = {
+        "name": "vm1",
+        "xml_dir": "/etc/pacemaker",
+        "stop_timeout": "30",
+        "migrate_to_timeout": "120",
+        "migration_downtime": "0",
+        "migration_user": "root",
+        "live_migration": False,
+        "priority": "high",
+        "target_role": "Started",
+        "params": {},
+        "meta": {"target-role": "Stopped", "resource-stickiness": "100"},
+        "utilization": {"cpu": "1.5", "hv_memory": "512"},
+        "remote_node": None,
+        "remote_addr": None,
+        "remote_port": None,
+        "remote_connect_timeout": None,
+        "pinned_host": "node one",
+        "preferred_host": None,
+        "banned_hosts": (),
+        "colocations": (),
+    }
+    problems: list[str] = []
+    spec = _usable_spec(values, problems)
+    assert spec.priority == "0" and spec.pinned_host is None
+    assert dict(spec.meta) == {"resource-stickiness": "100"} and dict(spec.utilization) == {"hv_memory": "512"}
+    assert len(problems) == 4 and all("left out" in p for p in problems)
+    assert any("utilization.cpu" in p for p in problems) and any("meta" in p for p in problems)

@@ -156,3 +156,31 @@ def test_notes_flag_what_the_status_hides() -> None:
     assert status_notes(None, state(target_role="Stopped")) == ("target-role Stopped but still running",)
     assert status_notes(*observed("healthy", "vm1")) == ()
     assert status_notes(None, None) == ()
+
+
+@pytest.mark.parametrize(
+    ("status", "enabled", "target_role", "node", "blocked", "expected"),
+    [
+        (VmStatus.UNDEFINED, False, None, None, False, "Undefined"),
+        (VmStatus.DISABLED, False, None, None, False, "Disabled"),
+        (VmStatus.STARTED, True, "Started", "node1", False, "Started"),
+        (VmStatus.STOPPED, True, "Stopped", None, False, "Stopped (disabled)"),
+        (VmStatus.STOPPED, True, None, None, False, "Stopped"),
+        (VmStatus.FAILED, True, None, "node2", True, "FAILED node2 (blocked)"),
+        (VmStatus.STARTING, True, None, None, False, "Starting"),
+    ],
+)
+def test_vm_managers_own_status_string(
+    status: VmStatus, enabled: bool, target_role: str | None, node: str | None, blocked: bool, expected: str
+) -> None:
+    from vmconsole.domain.status import vm_manager_status
+
+    assert vm_manager_status(status, enabled=enabled, target_role=target_role, node=node, blocked=blocked) == expected
+
+
+def test_a_disk_names_its_vm() -> None:
+    from vmconsole.domain import naming
+
+    assert naming.vm_of_image("system_db1") == "db1"
+    assert naming.vm_of_image("data_db1_2") == "db1"
+    assert naming.vm_of_image("data_my_vm_x") is None and naming.vm_of_image("other") is None

@@ -396,3 +396,31 @@ def test_not_in_future_refuses_naive() -> None:
 def test_show_escapes_and_shortens() -> None:
     assert validate.show("a\x1bb") == "'a\\u001bb'"
     assert validate.show("x" * 100, limit=10) == "'" + "x" * 9 + "…'"
+
+
+@pytest.mark.parametrize("name", ["1vm", "vmconsoleprod", "VMConsoleA", "a" * 120, "db1"])
+def test_names_vm_manager_accepts_are_operable(name: str) -> None:
+    assert validate.existing_vm_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("vmconsolenew0123abcd", "temporary"),
+        ("vmconsoleold89abcdef", "temporary"),
+        ("db-1", "position 3"),
+        ("", "empty"),
+        ("a" * 201, "exceeds"),
+    ],
+)
+def test_names_no_vm_has_are_refused(name: str, why: str) -> None:
+    with pytest.raises(ValidationError, match=why):
+        validate.existing_vm_name(name)
+
+
+def test_temporary_names_are_recognised_and_fresh() -> None:
+    from vmconsole.domain import naming
+
+    first, second = naming.temporary_vm("new"), naming.temporary_vm("new")
+    assert first != second and naming.is_temporary(first) and naming.is_temporary(naming.temporary_vm("old"))
+    assert not naming.is_temporary("vmconsoleprod") and not naming.is_temporary("vmconsolenew0123abcdX")

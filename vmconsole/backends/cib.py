@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 
 from lxml import etree
@@ -286,3 +286,69 @@ def vm_elements(cib_text: str | bytes, vm: str, constraint_ids: set[str]) -> tup
         etree.tostring(primitive, encoding="unicode") if primitive is not None else None,
         [etree.tostring(c, encoding="unicode") for c in constraints],
     )
+
+
+def with_target_role(primitive: etree._Element, role: str) -> etree._Element:
+    """A copy of ``primitive`` whose meta ``target-role`` is ``role`` (added to its first meta block, or
+    a new block, when it has none)."""
+    changed = copy.deepcopy(primitive)
+    for nvpair in changed.iterfind("meta_attributes/nvpair[@name='target-role']"):
+        nvpair.set("value", role)
+        return changed
+    block = changed.find("meta_attributes")
+    if block is None:
+        block = etree.SubElement(changed, "meta_attributes", id=f"{changed.get('id')}-meta_attributes")
+    etree.SubElement(block, "nvpair", id=f"{block.get('id')}-target-role", name="target-role", value=role)
+    return changed
+
+
+_REFERENCE_ATTRIBUTES = ("rsc", "with-rsc", "first", "then")
+
+
+def without_vm(cib_text: str | bytes, vm: str, keep: Collection[str] = ()) -> str | None:
+    """The whole CIB without the VM: its primitive and every constraint naming it go (but those whose
+    id is in ``keep``); a constraint of other resources whose sets name the VM (another VM's colocation
+    with it) only loses the VM, or goes when fewer than two resources remain, since Pacemaker refuses a
+    reference to a resource that does not exist. The epoch one higher; None when nothing changes."""
+    root = parse_tool_output(cib_text, "CIB")
+    configuration = root.find("configuration")
+    if root.tag != "cib" or configuration is None:
+        raise BackendError(BACKEND, f"the CIB has no <configuration> (root is <{root.tag}>)")
+    changed = False
+    for primitive in list(configuration.iterfind("resources//primitive")):
+        if primitive.get("id") == vm and (parent := primitive.getparent()) is not None:
+            parent.remove(primitive)
+            changed = True
+    own_prefixes = (f"colocation-{vm}-with", f"colocation-strong-{vm}-with")
+    section = configuration.find("constraints")
+    for constraint in list(section if section is not None else ()):
+        constraint_id = str(constraint.get("id"))
+        if constraint_id in keep:
+            continue
+        names_vm = any(constraint.get(a) == vm for a in _REFERENCE_ATTRIBUTES)
+        if names_vm or (constraint.tag == "rsc_colocation" and constraint_id.startswith(own_prefixes)):
+            constraint.getparent().remove(constraint)  # type: ignore[union-attr]
+            changed = True
+            continue
+        references = [r for r in constraint.iter("resource_ref") if r.get("id") == vm]
+        if not references:
+            continue
+        changed = True
+        for reference in references:
+            reference.getparent().remove(reference)  # type: ignore[union-attr]
+        for resource_set in list(constraint.iterfind("resource_set")):
+            if resource_set.find("resource_ref") is None:
+                constraint.remove(resource_set)
+        remaining = sum(1 for _ in constraint.iter("resource_ref"))
+        if remaining < (1 if constraint.tag == "rsc_location" else 2):
+            constraint.getparent().remove(constraint)  # type: ignore[union-attr]
+    if not changed:
+        return None
+    root.set("epoch", str(integer(root.get("epoch")) + 1))
+    root.set("num_updates", "0")
+    return etree.tostring(root, encoding="unicode")
+
+
+def constraint_ids(cib_text: str | bytes) -> set[str]:
+    """The id of every constraint in the CIB."""
+    return {str(c.get("id")) for c in _configuration(cib_text).iterfind("constraints/*") if c.get("id")}

@@ -5,10 +5,12 @@ Never crmsh (1.5 s of start-up per call) and never human-readable output. Every 
 
 from __future__ import annotations
 
+import random
 import shlex
 import shutil
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from lxml import etree
@@ -22,6 +24,9 @@ from vmconsole.domain.pacemaker_status import CrmMonSnapshot, OperationHistoryEn
 from vmconsole.domain.primitive import PrimitiveConfig
 
 BACKEND = "pacemaker"
+# A CIB patch applies only to the CIB as read, status counter included: on a busy cluster each status
+# update between the read and the patch makes it read and try again.
+CIB_PATCH_TRIES = 40
 CIB_OLD_DATA = 103  # cibadmin: "Update was older than existing configuration"
 
 
@@ -78,8 +83,9 @@ class PacemakerClient:
         return cib.parse_cib_primitives(self.cib_xml())
 
     def configuration(self) -> tuple[dict[str, PrimitiveConfig], str | None]:
-        """The primitives (as ``primitives``) and the cluster's name, from one CIB query."""
-        text = self.cib_xml()
+        """The primitives (as ``primitives``) and the cluster's name, from one query of the CIB's
+        configuration (not its status section: the larger half on a big cluster)."""
+        text = self._run([self.config.cibadmin, "--query", "--scope", "configuration"]).stdout
         return cib.parse_cib_primitives(text), cib.parse_cib_cluster_name(text)
 
     def resource_ids(self) -> set[str]:
@@ -115,7 +121,7 @@ class PacemakerClient:
         remove_ids: set[str],
         add: list[etree._Element],
         *,
-        tries: int = 10,
+        tries: int = CIB_PATCH_TRIES,
     ) -> bool:
         """Change only the VM's elements (its primitive; the constraints of ``remove_ids`` out, ``add``
         in) in one CIB patch that applies to the CIB as read or not at all. A status update between the
@@ -128,16 +134,21 @@ class PacemakerClient:
                 return False
             if self._patch(before, after):
                 return True
+            time.sleep(random.uniform(0.05, 0.3))  # noqa: S311 (jitter; a busy cluster: let the status updates pass)
         raise ConflictError(
             f"the CIB kept changing while {vm}'s primitive was being updated ({tries} tries)",
             hint="try again when the cluster is quieter",
         )
 
-    def restore_vm(self, vm: str, primitive: str, remove_ids: set[str], constraints: list[str]) -> bool:
-        """Put back the VM's elements saved by ``vm_elements`` (the undo of ``update_vm``)."""
+    def restore_vm(
+        self, vm: str, primitive: str, remove_ids: set[str], constraints: list[str], *, target_role: str | None = None
+    ) -> bool:
+        """Put back the VM's elements saved by ``vm_elements`` (the undo of ``update_vm``); with
+        ``target_role``, the primitive comes back with that role instead of the saved one."""
+        element = xmlsafe.parse(primitive, what="saved primitive")
         return self.update_vm(
             vm,
-            xmlsafe.parse(primitive, what="saved primitive"),
+            cib.with_target_role(element, target_role) if target_role else element,
             remove_ids,
             [xmlsafe.parse(c, what="saved constraint") for c in constraints],
         )
@@ -160,21 +171,19 @@ class PacemakerClient:
             return False
         raise BackendError(BACKEND, f"cibadmin --patch failed: {result.error_text()}")
 
-    def delete_vm(self, vm: str) -> None:
-        """Remove a VM's primitive and every constraint naming it, in one CIB transaction."""
-        name = _xpath_literal(vm)
-        coloc_prefixes = (
-            _xpath_literal(f"colocation-{vm}-with"),
-            _xpath_literal(f"colocation-strong-{vm}-with"),
+    def delete_vm(self, vm: str, *, keep: Collection[str] = (), tries: int = CIB_PATCH_TRIES) -> None:
+        """Remove a VM's primitive and every constraint naming it (but those whose id is in ``keep``),
+        in one CIB patch; another VM's colocation with it only loses it (see ``cib.without_vm``)."""
+        for _ in range(tries):
+            before = self.cib_xml()
+            after = cib.without_vm(before, vm, keep)
+            if after is None or self._patch(before, after):
+                return
+            time.sleep(random.uniform(0.05, 0.3))  # noqa: S311 (jitter, not a secret)
+        raise ConflictError(
+            f"the CIB kept changing while {vm}'s primitive was being removed ({tries} tries)",
+            hint="try again when the cluster is quieter",
         )
-        xpath = (
-            f"//resources//primitive[@id={name}]"
-            f" | //constraints/rsc_location[@rsc={name}]"
-            f" | //constraints/rsc_colocation[@rsc={name} or @with-rsc={name}"
-            f" or starts-with(@id, {coloc_prefixes[0]}) or starts-with(@id, {coloc_prefixes[1]})]"
-        )
-        # --force: cibadmin insists on it for --delete-all, the xpath above is the safety net
-        self._run([self.config.cibadmin, "--delete-all", "--force", "--xpath", xpath])
 
     def delete_primitives(self, resource_ids: Sequence[str]) -> None:
         """Remove primitives (not their constraints), one CIB transaction per hundred."""
@@ -225,12 +234,34 @@ class PacemakerClient:
     def refresh(self, resource: str) -> None:
         self._run([self.config.crm_resource, "--refresh", "--resource", resource])
 
+    def all_constraint_ids(self) -> set[str]:
+        """The id of every constraint on the cluster (whatever it names)."""
+        return cib.constraint_ids(self.cib_xml())
+
+    def delete_constraint(self, constraint_id: str) -> None:
+        """Remove one constraint by its id (nothing when it is not there)."""
+        xpath = f"//constraints/*[@id={_xpath_literal(constraint_id)}]"
+        self._run([self.config.cibadmin, "--delete", "--xpath", xpath])
+
+    def constraint_ids(self, vm: str) -> set[str]:
+        """The ids of the constraints that name the VM now (with or without its primitive)."""
+        fragment = xmlsafe.parse(self.vm_fragment(vm), what="the VM's constraints")
+        return {str(c.get("id")) for c in fragment.iterfind("constraints/*") if c.get("id")}
+
     def move(self, resource: str, node: str) -> None:
-        """Ask Pacemaker to move (or live-migrate) a resource: adds the cli-prefer constraint."""
+        """Ask Pacemaker to move (or live-migrate) a resource: adds (or moves) the cli-prefer constraint."""
         self._run([self.config.crm_resource, "--move", "--resource", resource, "--node", node])
 
     def clear_move(self, resource: str) -> None:
-        self._run([self.config.crm_resource, "--clear", "--resource", resource])
+        """Remove the resource's own preference, ``cli-prefer-<resource>``, and nothing else.
+
+        Not ``crm_resource --clear``: without ``--node`` it removes every ``cli-ban-*`` of the resource
+        too (the observer's ban, the remote nodes' bans that vm_manager and vmconsole add)."""
+        xpath = (
+            f"//constraints/rsc_location[@id={_xpath_literal(f'cli-prefer-{resource}')}"
+            f" and @rsc={_xpath_literal(resource)}]"
+        )
+        self._run([self.config.cibadmin, "--delete", "--xpath", xpath])
 
     def set_standby(self, node: str, standby: bool) -> None:
         self._run(

@@ -10,9 +10,10 @@ import contextlib
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import rados
@@ -22,10 +23,14 @@ from vmconsole.backends import rbd_headers
 from vmconsole.backends.proc import follow_progress, run
 from vmconsole.backends.rbd_headers import GroupHeader, ImageHeader
 from vmconsole.config import CephSection
-from vmconsole.domain.errors import BackendError, BackendTimeout, ConflictError, NotFoundError
+from vmconsole.domain.errors import BackendError, BackendTimeout, ConfigError, ConflictError, NotFoundError
 
 T = TypeVar("T")
 BACKEND = "ceph"
+# Entries asked per omap read (an OSD's per-request cap is 1024 by default), and the count from which
+# a batched read is read again page by page because it may have been cut.
+OMAP_PAGE = 1024
+OMAP_FOLLOW_UP = 128
 GROUP_SNAPSHOT_PREFIX = ".group."
 _DEEP_COPY_PROGRESS = re.compile(rb"(\d+)% complete")  # how a group snapshot shows up on each member image
 
@@ -74,12 +79,31 @@ def translated(what: str) -> Iterator[None]:
         raise _translate(exc, what) from exc
 
 
+def monitor_hosts(mon_dump: dict[str, Any]) -> list[tuple[str, int]]:
+    """Each monitor's (host, port) from ``mon dump``: its v1 address, else its v2 one (a msgr2-only
+    monmap has no v1; Ceph's clients take port 3300 as msgr2), else the legacy ``public_addr``."""
+    found: list[tuple[str, int]] = []
+    for mon in mon_dump.get("mons", []):
+        by_type = {a.get("type"): a.get("addr", "") for a in mon.get("public_addrs", {}).get("addrvec", [])}
+        address = by_type.get("v1") or by_type.get("v2") or str(mon.get("public_addr", "")).split("/", 1)[0]
+        host, _, port = address.rpartition(":")
+        if host and port.isdigit():
+            found.append((host.strip("[]"), int(port)))
+    return found
+
+
 class RbdSession:
     """One RADOS connection and I/O context on the VM pool (and namespace)."""
 
     def __init__(self, config: CephSection) -> None:
         self.config = config
         timeout = str(int(config.timeout))
+        if not Path(config.conf).is_file():
+            raise ConfigError(
+                "the Ceph configuration file does not exist",
+                field=f"[ceph] conf = {config.conf}",
+                hint="point [ceph] conf at the cluster's ceph.conf in vmconsole's configuration",
+            )
         self._cluster = rados.Rados(
             conffile=config.conf,
             rados_id=config.client_id,
@@ -134,14 +158,7 @@ class RbdSession:
 
     def monitors(self) -> list[tuple[str, int]]:
         """Monitor (host, v1 port) pairs from the monmap, for the disk XML QEMU connects with."""
-        data = self.mon_command({"prefix": "mon dump", "format": "json"})
-        found: list[tuple[str, int]] = []
-        for mon in data.get("mons", []):
-            for addr in mon.get("public_addrs", {}).get("addrvec", []):
-                if addr.get("type") == "v1":
-                    host, port = addr["addr"].rsplit(":", 1)
-                    found.append((host.strip("[]"), int(port)))
-        return found
+        return monitor_hosts(self.mon_command({"prefix": "mon dump", "format": "json"}))
 
     def snaptrim_pending(self) -> bool:
         """True while removed snapshots of the pool still wait to be trimmed by the OSDs.
@@ -198,6 +215,42 @@ class RbdSession:
             iterator, _ = self.ioctx.get_omap_vals(op, "", "", 100000)
             self.ioctx.operate_read_op(op, oid)
             return {key: bytes(value) for key, value in iterator}
+
+    def omap_get_many(self, oids: Sequence[str], window: int = 256) -> dict[str, dict[str, bytes] | None]:
+        """The whole omap of many objects, their reads in flight together (librados' asynchronous read
+        ops, ``window`` at a time): a round trip for the lot instead of one per object, and no Python
+        thread. None for an object that does not exist; other errors raise, naming the object."""
+        results: dict[str, dict[str, bytes] | None] = {}
+        for start in range(0, len(oids), window):
+            batch: list[tuple[str, rados.ReadOp, Any, Any]] = []
+            try:
+                for oid in oids[start : start + window]:
+                    op = rados.ReadOp().create()
+                    batch.append((oid, op, None, None))
+                    iterator, _ = self.ioctx.get_omap_vals(op, "", "", 100000)
+                    completion = self.ioctx.operate_aio_read_op(op, oid)
+                    batch[-1] = (oid, op, iterator, completion)
+                for oid, _op, iterator, completion in batch:
+                    completion.wait_for_complete()
+                    code = completion.get_return_value()
+                    if code == -2:  # ENOENT
+                        results[oid] = None
+                    elif code == -110:
+                        raise BackendTimeout(BACKEND, f"reading {oid}: no answer from the cluster in time")
+                    elif code < 0:
+                        raise BackendError(BACKEND, f"reading {oid}: error {-code}")
+                    else:
+                        results[oid] = {key: bytes(value) for key, value in iterator}
+                        if len(results[oid] or ()) >= OMAP_FOLLOW_UP:
+                            results[oid] = self.omap_get(oid)  # possibly cut at the OSD's per-read cap
+            except rados.Error as exc:
+                raise _translate(exc, "reading RBD headers") from exc
+            finally:
+                for _oid, op, _iterator, completion in batch:
+                    if completion is not None:
+                        completion.wait_for_complete()  # never free an op librados still writes to
+                    op.release()
+        return results
 
     def group_ids(self) -> dict[str, str]:
         """Group name -> id, in one read of the pool's group directory."""
@@ -449,6 +502,26 @@ class RbdSession:
         with translated(f"rolling {image} back to {snapshot}"), rbd.Image(self.ioctx, image) as handle:
             handle.rollback_to_snap(snapshot)
 
+    def image_snap_names(self, image: str) -> list[str]:
+        """The image's own snapshots (the user namespace: not the members of group snapshots), oldest first."""
+        with translated(f"listing snapshots of {image}"), rbd.Image(self.ioctx, image, read_only=True) as handle:
+            return [s["name"] for s in handle.list_snaps() if handle.snap_get_namespace_type(s["id"]) == 0]
+
+    def snapshot_ids(self, image: str) -> dict[tuple[str, str], int]:
+        """("image", name) for the image's own snapshots, ("group", name) for its members of group
+        snapshots -> the snapshot's id (never reused: a new snapshot of an old name has another)."""
+        ids: dict[tuple[str, str], int] = {}
+        with translated(f"listing snapshots of {image}"), rbd.Image(self.ioctx, image, read_only=True) as handle:
+            for snap in handle.list_snaps():
+                namespace = handle.snap_get_namespace_type(snap["id"])
+                if namespace == 0:
+                    ids[("image", snap["name"])] = snap["id"]
+                elif namespace == 1:
+                    group_name = handle.snap_get_group_namespace(snap["id"]).get("snap_name")
+                    if group_name:
+                        ids[("group", group_name)] = snap["id"]
+        return ids
+
     def image_snap_protect(self, image: str, snapshot: str, protect: bool) -> None:
         with (
             translated(f"{'protecting' if protect else 'unprotecting'} {image}@{snapshot}"),
@@ -477,16 +550,26 @@ class RbdSession:
             return [c["image"] for c in handle.list_children2()]
 
     # ------------------------------------------------------------------ vmconsole's own objects
-    def omap_get(self, oid: str, prefix: str = "", limit: int = 100000) -> dict[str, bytes]:
+    def omap_get(self, oid: str, prefix: str = "", limit: int = 10_000_000) -> dict[str, bytes]:
+        """The omap of ``oid`` (keys starting with ``prefix``), read page after page: an OSD answers at
+        most ``osd_max_omap_entries_per_request`` entries per read, whatever was asked."""
+        values: dict[str, bytes] = {}
+        after = ""
         try:
-            with rados.ReadOpCtx() as op:
-                iterator, _ = self.ioctx.get_omap_vals(op, "", prefix, limit)
-                self.ioctx.operate_read_op(op, oid)
-                return {key: bytes(value) for key, value in iterator}
+            while len(values) < limit:
+                with rados.ReadOpCtx() as op:
+                    iterator, _ = self.ioctx.get_omap_vals(op, after, prefix, min(OMAP_PAGE, limit - len(values)))
+                    self.ioctx.operate_read_op(op, oid)
+                    page = [(key, bytes(value)) for key, value in iterator]
+                if not page:
+                    break
+                values.update(page)
+                after = page[-1][0]
         except rados.ObjectNotFound:
             return {}
         except rados.Error as exc:
             raise _translate(exc, f"reading {oid}") from exc
+        return values
 
     def omap_set(self, oid: str, values: dict[str, bytes]) -> None:
         with translated(f"writing {oid}"), rados.WriteOpCtx() as op:

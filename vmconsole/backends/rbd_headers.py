@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,28 @@ class GroupHeader:
 
 
 @dataclass(frozen=True)
+class SnapshotEntry:
+    """One snapshot of an image, as its header's ``snapshot_<id>`` key holds it (``cls_rbd_snap``)."""
+
+    snap_id: int
+    name: str
+    size: int
+    protected: bool
+    namespace: str  # "user", "group", "trash", "mirror", "other"
+    group_snapshot_id: str | None  # for namespace "group": the id of the group's snapshot
+    created: datetime | None
+
+
+@dataclass(frozen=True)
 class ImageHeader:
     image_id: str
     metadata: dict[str, str]
     size: int | None
     snapshot_ids: tuple[int, ...]
     snapshot_blob: bytes  # the raw snapshot entries: equal blobs mean an unchanged snapshot set
+    # every snapshot with its timestamp, decoded from the header; None when an entry's encoding
+    # surprises (an old format): the reader then opens the image instead
+    snapshots: tuple[SnapshotEntry, ...] | None = None
 
 
 class _Decoder:
@@ -68,6 +85,55 @@ class _Decoder:
         self.u8()
         length = self.u32()
         return self.pos + length
+
+
+_SNAP_NAMESPACES = {0: "user", 1: "group", 2: "trash", 3: "mirror"}
+_HEAD = struct.Struct("<BBI")  # ENCODE_START: version, compat, length
+_U32 = struct.Struct("<I")
+_U32_U32 = struct.Struct("<II")
+_U64_U32 = struct.Struct("<QI")
+# image size, protection status, flags, the namespace's ENCODE_START, its kind
+_SNAP_MIDDLE = struct.Struct("<QBQBBII")
+
+
+def decode_image_snapshot(raw: bytes) -> SnapshotEntry:
+    """An image header's ``snapshot_<id>`` value: ``cls_rbd_snap``, encoding version 8 (Nautilus and
+    later: what a cluster writes once every daemon is Nautilus or newer). Older encodings raise
+    ValueError."""
+    # straight struct reads, no decoder object: a 500-VM cluster has ten thousand of these
+    try:
+        version, compat, length = _HEAD.unpack_from(raw, 0)
+        end = 6 + length
+        if version < 8 or compat < 8 or end > len(raw):
+            raise ValueError(f"snapshot encoding v{version} (compat {compat}) is not read from the header")
+        snap_id, name_length = _U64_U32.unpack_from(raw, 6)
+        pos = 18 + name_length
+        name = raw[18:pos].decode()
+        size, protection, _flags, _ns_version, _ns_compat, ns_length, kind = _SNAP_MIDDLE.unpack_from(raw, pos)
+        ns_start = pos + 17 + 6
+        group_snapshot_id = None
+        if kind == 1:
+            # the group's pool (u64), the group's id, the group snapshot's id (strings)
+            (group_id_length,) = _U32.unpack_from(raw, ns_start + 4 + 8)
+            at = ns_start + 4 + 8 + 4 + group_id_length
+            (snap_length,) = _U32.unpack_from(raw, at)
+            group_snapshot_id = raw[at + 4 : at + 4 + snap_length].decode()
+        seconds, nanoseconds = _U32_U32.unpack_from(raw, ns_start + ns_length)
+        if ns_start + ns_length + 8 > end:
+            raise ValueError("snapshot entry longer than its length says")
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+        raise ValueError(f"unexpected snapshot encoding: {exc}") from exc
+    del nanoseconds  # librbd reports whole seconds: the same time whichever way it is read
+    created = datetime.fromtimestamp(seconds, tz=UTC) if seconds else None
+    return SnapshotEntry(
+        snap_id=snap_id,
+        name=name,
+        size=size,
+        protected=protection == 2,  # 0 unprotected, 1 unprotecting, 2 protected (as is_protected_snap)
+        namespace=_SNAP_NAMESPACES.get(kind, "other"),
+        group_snapshot_id=group_snapshot_id,
+        created=created,
+    )
 
 
 def decode_group_snapshot(raw: bytes) -> GroupSnapshotEntry:
@@ -109,10 +175,16 @@ def image_header(image_id: str, raw: dict[str, bytes]) -> ImageHeader:
     size_raw = raw.get("size")
     size = struct.unpack("<Q", size_raw[:8])[0] if size_raw and len(size_raw) >= 8 else None
     snap_keys = sorted(k for k in raw if k.startswith("snapshot_"))
+    snapshots: tuple[SnapshotEntry, ...] | None
+    try:
+        snapshots = tuple(decode_image_snapshot(raw[k]) for k in snap_keys)
+    except ValueError:
+        snapshots = None
     return ImageHeader(
         image_id=image_id,
         metadata=metadata,
         size=size,
         snapshot_ids=tuple(int(k[len("snapshot_") :], 16) for k in snap_keys),
         snapshot_blob=b"".join(k.encode() + raw[k] for k in snap_keys),
+        snapshots=snapshots,
     )

@@ -20,7 +20,19 @@ def add_parser(subparsers: Subparsers) -> None:
     ) as p:
         p.add_argument("resources", nargs="+")
         p.add_argument("--strong", action="store_true", help="score INFINITY instead of 700")
+    with verb(
+        verbs,
+        "uncolocate",
+        constraint_uncolocate,
+        help="stop keeping a VM with these resources (the colocation made by colocate)",
+        dry_run=True,
+    ) as p:
+        p.add_argument("resources", nargs="+")
 
 
 def constraint_colocate(args: argparse.Namespace) -> int:
     return common.plan_and_run(args, lambda svc: vms.plan_colocate(svc, args.name, args.resources, args.strong))
+
+
+def constraint_uncolocate(args: argparse.Namespace) -> int:
+    return common.plan_and_run(args, lambda svc: vms.plan_uncolocate(svc, args.name, args.resources))

@@ -37,7 +37,7 @@ def node_list(args: argparse.Namespace) -> int:
 def _node_lines(state: ClusterState, hosting: dict[str, list[str]]) -> Iterator[str]:
     for n in state.nodes:
         yield (
-            f"{safe(n.name):<16} {safe(n.status.value):<12} {'DC ' if n.is_dc else '   '}{safe(n.kind):<7} "
+            f"{safe(n.name):<16} {safe(n.status.value):<12} {'DC ' if n.is_dc else '   '}{safe(n.kind):<8} "
             f"{safe(', '.join(hosting.get(n.name, [])) or '-')}"
         )
     yield f"quorum: {state.quorum}, ceph: {safe(state.ceph.status if state.ceph else 'unknown')}"

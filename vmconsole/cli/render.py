@@ -72,6 +72,11 @@ def vm_detail(vm: VmState) -> list[str]:
     if vm.metadata:
         lines.append("metadata:")
         lines += [f"  {safe(k)} = {safe(v)}" for k, v in sorted(vm.metadata.items())]
+    if vm.linked_clones:
+        lines.append(
+            f"linked clones: {', '.join(safe(c) for c in vm.linked_clones)} (they depend on its snapshots:"
+            " vm_manager cannot remove this VM while they exist; `vmconsole vm flatten CLONE` frees them)"
+        )
     for problem in vm.problems:
         lines.append(f"problem:    {safe(problem)}")
     return lines

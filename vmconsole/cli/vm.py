@@ -93,7 +93,9 @@ def add_parser(subparsers: Subparsers) -> None:
             verbs,
             name,
             vm_move,
-            help="move a running VM to another node (live when it allows live migration)",
+            help="move a running VM to another node (live when it allows live migration)"
+            if name == "move"
+            else "live-migrate a running VM to another node (refused, saying why, when it cannot go live)",
             operands=("name", "node"),
             dry_run=True,
         )
@@ -242,7 +244,7 @@ def vm_update(args: argparse.Namespace) -> int:
 
 
 def vm_move(args: argparse.Namespace) -> int:
-    return common.plan_and_run(args, lambda svc: plan_move(svc, args.name, args.node))
+    return common.plan_and_run(args, lambda svc: plan_move(svc, args.name, args.node, live_only=args.verb == "migrate"))
 
 
 def vm_diagnose(args: argparse.Namespace) -> int:

@@ -14,33 +14,59 @@ from vmconsole.core.tasks import Step, StepContext, Task
 from vmconsole.domain import naming, validate
 from vmconsole.domain.errors import ConflictError, VmConsoleError
 from vmconsole.domain.model import VmStatus
+from vmconsole.domain.primitive import pacemaker_bool
 from vmconsole.domain.primitive_builder import build_prefer_location
 from vmconsole.domain.settings import VmSettings
 from vmconsole.domain.units import duration_seconds
 
 
-def plan_move(services: Services, vm: str, node: str) -> Task:
+def plan_move(services: Services, vm: str, node: str, *, live_only: bool = False) -> Task:
+    """Move a Started VM to ``node``: live when its primitive allows migration, else stop and start.
+    ``live_only`` (``vm migrate``): a VM that cannot go live is refused, saying why.
+
+    Only the VM's own preference (``cli-prefer-<vm>``) is written and removed: every ban (the
+    observer's, remote nodes', another tool's) and every other constraint stays."""
     require_vm(services, vm)
     state = services.vm(vm)
     mon = services.crm_mon()
     members = [n.name for n in mon.nodes if n.kind == "member"]
+    verb = "live-migrate" if live_only else "move"
     validate.node_name(node, members, field="node")
+    if node == services.observer():
+        raise ConflictError(
+            f"cannot {verb} {vm} to {node}: {node} is the cluster's observer, it never runs VMs", field="node"
+        )
     target = mon.node(node)
     if target is None or target.status.value != "online":
-        raise ConflictError(f"node {node} is {target.status.value if target else 'unknown'}: it cannot take a VM")
+        where = target.status.value if target else "unknown"
+        raise ConflictError(
+            f"cannot {verb} {vm} to {node}: node {node} is {where}",
+            field="node",
+            hint=f"`vmconsole node online {node}` brings it back" if where == "standby" else None,
+        )
     if not state.enabled:
-        raise ConflictError(f"{vm} is disabled: it runs nowhere", hint=f"enable it with --pinned-host {node}")
+        raise ConflictError(
+            f"cannot {verb} {vm}: it is disabled, it runs nowhere", hint=f"enable it with --pinned-host {node}"
+        )
     if state.status is not VmStatus.STARTED:
-        raise ConflictError(f"{vm} is {state.status.value}: only a Started VM can be moved")
+        raise ConflictError(f"cannot {verb} {vm}: it is {state.status.value}; only a Started VM can be moved")
     if state.node == node:
         raise ConflictError(f"{vm} already runs on {node}", reason="already_there")
     settings = VmSettings.from_metadata(services.rbd.metadata(naming.system_image(vm)))
     if settings.pinned_host:
         raise ConflictError(
-            f"{vm} is pinned to {settings.pinned_host}",
+            f"cannot {verb} {vm}: it is pinned to {settings.pinned_host}",
             hint=f"change it with `vmconsole vm update {vm} --pinned-host {node}`",
         )
-    live = settings.live_migration
+    primitive = services.primitives().get(vm)
+    # Pacemaker migrates live when the primitive says so (the stored setting may differ from it)
+    live = pacemaker_bool(primitive.meta.get("allow-migrate") if primitive else None, default=False)
+    if live_only and not live:
+        raise ConflictError(
+            f"cannot live-migrate {vm}: live migration is disabled on it (allow-migrate is not true)",
+            hint=f"`vmconsole vm move {vm} {node}` stops it and starts it there; "
+            f"`vmconsole vm update {vm} --enable-live-migration` allows live migration",
+        )
 
     def move(ctx: StepContext) -> None:
         ctx.data["from"] = state.node
@@ -51,7 +77,12 @@ def plan_move(services: Services, vm: str, node: str) -> Task:
         while True:
             status, where = services.vm_status(vm)
             if status is VmStatus.STARTED and where == node:
-                break
+                # a live migration ends with the stop of the source's half, after the VM shows Started on
+                # the target: it has arrived once the cluster has nothing left to do
+                services.pacemaker.wait_idle(max(1.0, min(60.0, deadline - time.monotonic())))
+                status, where = services.vm_status(vm)
+                if status is VmStatus.STARTED and where == node:
+                    break
             if status is VmStatus.FAILED:
                 raise VmConsoleError(
                     f"{vm} failed while moving to {node}", hint=f"`vmconsole vm diagnose {vm}` shows why"
@@ -68,13 +99,15 @@ def plan_move(services: Services, vm: str, node: str) -> Task:
         _restore_preference(services, vm, settings)
 
     def clear(ctx: StepContext) -> None:
-        # the temporary location constraint goes; a stored preference is moved to the new node
-        services.pacemaker.clear_move(vm)
+        # the VM's own preference only (never `crm_resource --clear`, which drops every ban too): a
+        # stored preferred host follows the VM to its new node, else the temporary preference goes
         if settings.preferred_host:
             image = naming.system_image(vm)
             services.rbd.metadata_set_many(image, {"_preferred_host": node})
             _restore_preference(services, vm, settings.with_changes(preferred_host=node))
             ctx.log(f"the preferred host of {vm} is now {node}")
+        else:
+            services.pacemaker.clear_move(vm)
         ctx.data["_summary"] = f"{vm} moved from {state.node} to {node}" + (" (live)" if live else "")
 
     return Task(
@@ -83,9 +116,9 @@ def plan_move(services: Services, vm: str, node: str) -> Task:
         {"node": node, "live": live},
         [
             Step(f"move {vm} to {node} and wait for it", move, unmove, weight=3),
-            Step("remove the temporary location constraint", clear, None, weight=0.2),
+            Step(f"keep or remove the preference cli-prefer-{vm}", clear, None, weight=0.2),
         ],
-        description=f"move {vm} to {node}",
+        description=f"{'live-migrate' if live else 'move'} {vm} to {node}",
     )
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from vmconsole.core.journal import Journal
 from vmconsole.core.services import Services
-from vmconsole.core.snapshots.instant import FROZEN, PAUSED, release_guest
+from vmconsole.core.snapshots.instant import release_held
+from vmconsole.core.snapshots.records import disk_images, snapshot_exists
 from vmconsole.core.snapshots.rollback import put_back_rollback_record
 from vmconsole.core.steps import START_WAIT, stop_and_delete, undo_swap
 from vmconsole.core.tasks import Step, Task
@@ -87,6 +88,7 @@ def undo_task(services: Services, task_id: str) -> dict[str, Any]:
     data: dict[str, Any] = dict(entry.get("data") or {})
     args: dict[str, Any] = dict(entry.get("args") or {})
     locks = [v for v in (vm, args.get("source")) if v]
+    services.require_writable(f"undo of task {task_id}")  # first: breaking its locks is a change too
     # the dead task's lock leases would free themselves within 30 s: break them now instead
     for locked_vm in locks:
         journal.break_lock(str(locked_vm), cookie=task_id)
@@ -181,7 +183,7 @@ def _undo(services: Services, vm: str | None, operation: str, data: dict[str, An
         # a safety snapshot is a net: it stays, with its record; --undo points where it pointed before
         put_back_rollback_record(services, vm, data)
         recorded = data.get("recorded")
-        if recorded and recorded not in rbd.group_snapshots(vm):
+        if recorded and not snapshot_exists(services, vm, recorded):
             rbd.omap_remove(naming.snapshot_records_object(vm), [recorded])  # a record of no snapshot
         if data.get("snapshot_taken"):
             actions.append(f"kept the safety snapshot {data['snapshot_taken']} of {vm}")
@@ -190,6 +192,12 @@ def _undo(services: Services, vm: str | None, operation: str, data: dict[str, An
     if snap and vm and snap in rbd.group_snapshots(vm):
         rbd.group_snap_remove(vm, snap)
         actions.append(f"removed snapshot {snap} of {vm}")
+    making = data.get("snapshot_making")  # its name was checked free under the lock: any disk's is this task's
+    for image in disk_images(services, vm) if making and vm else []:
+        with contextlib.suppress(NotFoundError):
+            if making in rbd.image_snap_names(image):
+                rbd.image_snap_remove(image, making)
+                actions.append(f"removed snapshot {image}@{making}")
     if data.get("recorded") and vm:
         rbd.omap_remove(naming.snapshot_records_object(vm), [data["recorded"]])
     return actions
@@ -197,10 +205,7 @@ def _undo(services: Services, vm: str | None, operation: str, data: dict[str, An
 
 def _release_guest(services: Services, data: dict[str, Any]) -> list[str]:
     """A guest the dead task froze or paused runs freely again, first of all."""
-    paused, frozen = data.get(PAUSED), data.get(FROZEN)
-    if not (paused or frozen):
-        return []
-    return release_guest(services, str(paused or frozen), paused=bool(paused), frozen=bool(frozen))
+    return release_held(services, data)
 
 
 def _remove_made(services: Services, vm: str | None, operation: str, data: dict[str, Any]) -> list[str]:

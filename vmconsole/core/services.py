@@ -16,7 +16,7 @@ from vmconsole.backends import libvirt as libvirt_backend
 from vmconsole.backends.libvirt import LibvirtSession
 from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.backends.rbd import RbdSession
-from vmconsole.config import Config
+from vmconsole.config import Config, read_observer
 from vmconsole.core.connection import CephConnection
 from vmconsole.core.journal import Journal
 from vmconsole.core.state import StateReader, build_vm, read_ceph
@@ -100,6 +100,8 @@ class Services:
         state = build_vm(name, ceph, pcmk)
         if with_usage and state.disks:
             state = replace(state, disks=tuple(replace(d, used=self.rbd.disk_usage(d.image)) for d in state.disks))
+            clones = {naming.vm_of_image(c) or c for d in state.disks for c in self.rbd.children(d.image)}
+            state = replace(state, linked_clones=tuple(sorted(clones)))
         if state.status is VmStatus.UNDEFINED and not state.enabled:
             raise NotFoundError(
                 f"no VM named {name!r} (no RBD group {name!r} in pool {self.config.ceph.pool!r})", field="name"
@@ -112,6 +114,11 @@ class Services:
 
     def vm_exists(self, name: str) -> bool:
         return self.rbd.group_exists(name)
+
+    def observer(self) -> str | None:
+        """The cluster's observer node (never runs a VM: banned for each, refused as a VM's host), from
+        ``[pacemaker] observer`` or SEAPATH's ``/etc/cluster.conf``; None when there is none."""
+        return read_observer(self.config.pacemaker)
 
     def node_names(self) -> list[str]:
         return [n.name for n in self.crm_mon().nodes if n.kind == "member"]

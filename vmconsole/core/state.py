@@ -14,23 +14,25 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from vmconsole.backends import rbd_headers
 from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.backends.rbd import ImageInfo, ImageSnapshot, RbdSession
-from vmconsole.config import Config
+from vmconsole.backends.rbd_headers import GroupHeader, ImageHeader, SnapshotEntry
+from vmconsole.config import Config, read_observer
 from vmconsole.core.connection import CephConnection
 from vmconsole.domain import naming
 from vmconsole.domain.domain_xml import domain_uuid
-from vmconsole.domain.errors import BackendTimeout, VmConsoleError
+from vmconsole.domain.errors import BackendTimeout, ConfigError, VmConsoleError
 from vmconsole.domain.model import CephHealth, ClusterState, Disk, NodeState, Snapshot, VmState, VmStatus
 from vmconsole.domain.pacemaker_status import CrmMonSnapshot
 from vmconsole.domain.primitive import PrimitiveConfig
 from vmconsole.domain.settings import VmSettings, user_metadata
-from vmconsole.domain.status import derive_status_and_node
+from vmconsole.domain.status import derive_status_and_node, vm_manager_status
 
 READ_WORKERS = 8
 
@@ -42,6 +44,8 @@ class CephPart:
     records: dict[str, dict[str, dict[str, Any]]]  # vm -> snapshot name -> vmconsole record
     health: CephHealth
     problems: tuple[str, ...]
+    # vm -> what its part was read as: the same object while the VM's objects read the same
+    tokens: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -56,42 +60,46 @@ _VM_NAME_AS_STORED = re.compile(r"[A-Za-z0-9]+")
 INVALID_RECORD = "_invalid"  # a record vmconsole cannot read: kept out, and said on the VM
 
 
+SNAP_IDS = "snap_ids"  # in a snapshot record: disk -> the RBD snapshot id the record was written for
+
+
+def record_of(record: Mapping[str, Any], ids: Mapping[str, int]) -> Mapping[str, Any]:
+    """The record, when it was written for this very snapshot (``ids``: disk -> snapshot id now);
+    empty when the snapshot of that name is another one (the recorded one was removed by another
+    tool, and a new one took its name). A record without ids (an older vmconsole's) is trusted."""
+    recorded = record.get(SNAP_IDS)
+    if not isinstance(recorded, dict):
+        return record
+    shared = [disk for disk in recorded if disk in ids]
+    return record if shared and all(recorded[d] == ids[d] for d in shared) else {}
+
+
 def read_snapshot_records(session: RbdSession, vm: str) -> dict[str, dict[str, Any]]:
     """vmconsole's records of the VM's snapshots. One that cannot be read (another version's, a
     damaged one) is replaced by ``{INVALID_RECORD: why}``: it marks that VM, never breaks a listing."""
-    raw = session.omap_get(naming.snapshot_records_object(vm))
-    records: dict[str, dict[str, Any]] = {}
-    for name, value in raw.items():
-        try:
-            record = json.loads(value)
-        except ValueError:
-            records[name] = {INVALID_RECORD: "not JSON"}
-            continue
-        config = record.get("config", {}) if isinstance(record, dict) else None
-        if not isinstance(record, dict) or not isinstance(config, dict):
-            records[name] = {INVALID_RECORD: "not a record"}
-            continue
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
-            records[name] = {INVALID_RECORD: "its configuration is not text"}
-            continue
-        records[name] = record
-    return records
+    return _decode_records(session.omap_get(naming.snapshot_records_object(vm)))
 
 
 class CephReader:
-    """Reads every VM's disks, metadata and snapshots with a few omap reads per VM.
+    """Reads every VM's disks, metadata and snapshots: a few omap reads per VM, all in flight together.
 
     A VM costs one read of its group header (members and group snapshots), one read per disk header
-    (metadata, size, snapshot ids) and one of vmconsole's snapshot records. Images are opened only
-    to learn what the headers do not say cheaply (per-image snapshots, timestamps of snapshots made by
-    other tools), and what they learn is cached: a snapshot's timestamp never changes, and an image's
-    per-image snapshot list is reused while its header's snapshot entries stay byte-identical.
+    (metadata, size, snapshots with their timestamps and protection) and one of vmconsole's snapshot
+    records, and no image open: the reads of every VM go out together as asynchronous librados ops
+    (``RbdSession.omap_get_many``). What was decoded is kept with the raw bytes it came from: a VM
+    whose objects read the same as last time keeps the very same records (and ``CephPart.tokens``
+    says so, for the callers that cache what they build from them). Images are opened only when a
+    header's encoding surprises (an old cluster's): then per-image snapshots and timestamps come
+    from librbd, cached (a snapshot's timestamp never changes; an image's snapshot list is reused
+    while its header's snapshot entries stay byte-identical).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._timestamps: dict[tuple[str, int], datetime | None] = {}
         self._user_snapshots: dict[str, tuple[bytes, tuple[ImageSnapshot, ...]]] = {}
+        # vm -> (the raw objects it was read from, what was read)
+        self._vms: dict[str, tuple[tuple[Any, ...], _VmRead]] = {}
 
     def read(self, session: RbdSession, only: set[str] | None = None) -> CephPart:
         problems: list[str] = []
@@ -106,78 +114,158 @@ class CephReader:
         names_by_id = {image_id: name for name, image_id in image_ids.items()}
         groups = sorted(g for g in group_ids if only is None or g in only)
         # vmconsole's own temporary groups (a replacement being built) are not VMs
-        groups = [g for g in groups if not g.startswith("vmconsole")]
-
-        def read_vm(vm: str) -> tuple[str, list[str], dict[str, ImageInfo], dict[str, dict[str, Any]]]:
-            records = read_snapshot_records(session, vm)
-            try:
-                members, infos = self._read_vm_fast(session, vm, group_ids[vm], image_ids, names_by_id, records)
-            except ValueError:
-                members, infos = _read_vm_slow(session, vm)
-            return vm, members, infos, records
+        groups = [g for g in groups if not naming.is_temporary(g)]
+        images_by_vm = _vm_images(groups, image_ids)
+        # one batch: every group header, snapshot record and disk header named after its VM
+        oids: list[str] = []
+        for vm in groups:
+            oids.append(f"rbd_group_header.{group_ids[vm]}")
+            oids.append(naming.snapshot_records_object(vm))
+            oids.extend(f"rbd_header.{image_ids[i]}" for i in images_by_vm.get(vm, ()))
+        raw = session.omap_get_many(oids)
+        # members named otherwise (rare): a second batch
+        extra: list[str] = []
+        for vm in groups:
+            group_raw = raw.get(f"rbd_group_header.{group_ids[vm]}")
+            for key in group_raw or {}:
+                if key.startswith("image_"):
+                    oid = f"rbd_header.{key.split('_', 2)[2]}"
+                    if oid not in raw:
+                        extra.append(oid)
+        if extra:
+            raw.update(session.omap_get_many(extra))
 
         members_by_vm: dict[str, list[str]] = {}
         images: dict[str, ImageInfo] = {}
         records: dict[str, dict[str, dict[str, Any]]] = {}
-        with ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="read-vm") as pool:
-            for future in [pool.submit(read_vm, vm) for vm in groups]:
-                try:
-                    vm, members, infos, vm_records = future.result()
-                except VmConsoleError as exc:
-                    problems.append(str(exc))
-                    continue
-                members_by_vm[vm] = members
-                images.update(infos)
-                records[vm] = vm_records
-        return CephPart(members_by_vm, images, records, health, tuple(problems))
+        tokens: dict[str, object] = {}
+        cache: dict[str, tuple[tuple[Any, ...], _VmRead]] = {}
+        for vm in groups:
+            try:
+                read = self._read_vm(session, vm, group_ids[vm], image_ids, names_by_id, raw, cache)
+            except VmConsoleError as exc:
+                problems.append(str(exc))
+                continue
+            members_by_vm[vm] = read.members
+            images.update(read.infos)
+            records[vm] = read.records
+            tokens[vm] = read
+        if only is None:
+            self._vms = cache
+        else:
+            self._vms.update(cache)
+        return CephPart(members_by_vm, images, records, health, tuple(problems), tokens)
 
-    def _read_vm_fast(
+    def _read_vm(
         self,
         session: RbdSession,
         vm: str,
         group_id: str,
         image_ids: dict[str, str],
         names_by_id: dict[str, str],
+        raw: Mapping[str, dict[str, bytes] | None],
+        cache: dict[str, tuple[tuple[Any, ...], _VmRead]],
+    ) -> _VmRead:
+        group_raw = raw.get(f"rbd_group_header.{group_id}")
+        records_raw = raw.get(naming.snapshot_records_object(vm)) or {}
+        if group_raw is None:
+            # removed since the directory was read: the public API says what is left (or raises)
+            members, infos = _read_vm_slow(session, vm)
+            return _VmRead(members, infos, _decode_records(records_raw))
+        member_ids = sorted(k.split("_", 2)[2] for k in group_raw if k.startswith("image_"))
+        system_id = image_ids.get(naming.system_image(vm))
+        image_oids = sorted(
+            {f"rbd_header.{i}" for i in member_ids} | ({f"rbd_header.{system_id}"} if system_id else set())
+        )
+        # a fingerprint of every object the VM was read from, not the bytes themselves (a 500-VM
+        # cluster's headers are megabytes the console would keep for nothing)
+        key = (
+            _fingerprint(group_raw),
+            _fingerprint(records_raw),
+            tuple((oid, _fingerprint(raw.get(oid))) for oid in image_oids),
+            tuple(sorted((i, names_by_id.get(i)) for i in member_ids)),
+        )
+        previous = self._vms.get(vm)
+        if previous is not None and previous[0] == key:
+            cache[vm] = previous
+            return previous[1]
+        records = _decode_records(records_raw)
+        try:
+            header = rbd_headers.group_header(group_raw)
+            members, infos = self._decode_vm(session, vm, header, image_ids, names_by_id, raw, records)
+        except ValueError:
+            members, infos = _read_vm_slow(session, vm)
+        read = _VmRead(members, infos, records)
+        cache[vm] = (key, read)
+        return read
+
+    def _decode_vm(
+        self,
+        session: RbdSession,
+        vm: str,
+        header: GroupHeader,
+        image_ids: dict[str, str],
+        names_by_id: dict[str, str],
+        raw: Mapping[str, dict[str, bytes] | None],
         records: dict[str, dict[str, Any]],
     ) -> tuple[list[str], dict[str, ImageInfo]]:
-        header = session.group_header(group_id)
         members = sorted(names_by_id[i] for i in header.members if i in names_by_id)
         wanted = set(members)
         if naming.system_image(vm) in image_ids:
             wanted.add(naming.system_image(vm))
+        group_snap_names = {entry.snapshot_id: entry.name for entry in header.snapshots if entry.complete}
         infos: dict[str, ImageInfo] = {}
         for image in sorted(wanted, key=lambda i: naming.disk_order(vm, i)):
             image_id = image_ids[image]
-            disk = session.image_header(image_id)
-            group_snaps: list[ImageSnapshot] = []
-            covered: set[int] = set()
-            for entry in header.snapshots:
-                if not entry.complete:
-                    continue
-                for member_id, snap_id in entry.members:
-                    if member_id != image_id or snap_id not in disk.snapshot_ids:
-                        continue
-                    covered.add(snap_id)
-                    created = _record_time(records.get(entry.name))
-                    if created is None:
-                        created = self._timestamp(session, image, image_id, snap_id)
-                    group_snaps.append(
-                        ImageSnapshot(
-                            snap_id, f".group.{entry.snapshot_id}", "group", disk.size or 0, created, False, entry.name
-                        )
-                    )
-            user_snaps: tuple[ImageSnapshot, ...] = ()
-            if set(disk.snapshot_ids) - covered:
-                user_snaps = self._user(session, image, disk.snapshot_blob)
+            disk_raw = raw.get(f"rbd_header.{image_id}")
+            if disk_raw is None:
+                raise ValueError(f"header of {image} not read")
+            disk = rbd_headers.image_header(image_id, disk_raw)
+            if disk.snapshots is not None:
+                snapshots = _snapshots_from_header(disk.snapshots, group_snap_names)
+            else:
+                snapshots = self._snapshots_opening(session, image, image_id, disk, header, records)
             infos[image] = ImageInfo(
                 name=image,
                 image_id=image_id,
                 size=disk.size or 0,
                 metadata=disk.metadata,
-                snapshots=(*group_snaps, *user_snaps),
+                snapshots=snapshots,
                 group=vm if image in members else None,
             )
         return members, infos
+
+    def _snapshots_opening(
+        self,
+        session: RbdSession,
+        image: str,
+        image_id: str,
+        disk: ImageHeader,
+        header: GroupHeader,
+        records: dict[str, dict[str, Any]],
+    ) -> tuple[ImageSnapshot, ...]:
+        """An image whose snapshot entries could not be decoded: timestamps from librbd (cached)."""
+        group_snaps: list[ImageSnapshot] = []
+        covered: set[int] = set()
+        for entry in header.snapshots:
+            if not entry.complete:
+                continue
+            for member_id, snap_id in entry.members:
+                if member_id != image_id or snap_id not in disk.snapshot_ids:
+                    continue
+                covered.add(snap_id)
+                created = _record_time(records.get(entry.name))
+                if created is None:
+                    created = self._timestamp(session, image, image_id, snap_id)
+                group_snaps.append(
+                    ImageSnapshot(
+                        snap_id, f".group.{entry.snapshot_id}", "group", disk.size or 0, created, False, entry.name
+                    )
+                )
+        user_snaps: tuple[ImageSnapshot, ...] = ()
+        if set(disk.snapshot_ids) - covered:
+            user_snaps = self._user(session, image, disk.snapshot_blob)
+        return (*group_snaps, *user_snaps)
 
     def _open(self, session: RbdSession, image: str) -> ImageInfo:
         info = session.image_info(image)
@@ -214,6 +302,80 @@ def _record_time(record: dict[str, Any] | None) -> datetime | None:
         return None
 
 
+def _fingerprint(omap: Mapping[str, bytes] | None) -> tuple[int, int, int] | None:
+    """Equal omaps have equal fingerprints; unequal ones differ but with a chance of 2**-64 (the
+    count and total size of the values must match too)."""
+    if omap is None:
+        return None
+    items = tuple(omap.items())
+    return (len(items), sum(len(v) for v in omap.values()), hash(items))
+
+
+@dataclass(frozen=True)
+class _VmRead:
+    members: list[str]
+    infos: dict[str, ImageInfo]
+    records: dict[str, dict[str, Any]]
+
+
+def _vm_images(groups: list[str], image_ids: Mapping[str, str]) -> dict[str, list[str]]:
+    """Each VM's images by vm_manager's names (system_<vm>, data_<vm>_<i>), from the image directory."""
+    wanted = set(groups)
+    found: dict[str, list[str]] = {}
+    for image in image_ids:
+        if image.startswith(naming.SYSTEM_PREFIX):
+            vm = image[len(naming.SYSTEM_PREFIX) :]
+            if vm in wanted:
+                found.setdefault(vm, []).append(image)
+        elif image.startswith(naming.DATA_PREFIX):
+            vm, _, index = image[len(naming.DATA_PREFIX) :].rpartition("_")
+            if vm in wanted and index.isdigit():
+                found.setdefault(vm, []).append(image)
+    return found
+
+
+def _snapshots_from_header(
+    entries: tuple[SnapshotEntry, ...], group_names: Mapping[str, str]
+) -> tuple[ImageSnapshot, ...]:
+    """An image's snapshots as its header holds them (RBD's own timestamps): group snapshots first,
+    then the others, each in id order."""
+    group_snaps: list[ImageSnapshot] = []
+    others: list[ImageSnapshot] = []
+    for entry in sorted(entries, key=lambda e: e.snap_id):
+        if entry.namespace == "group":
+            name = group_names.get(entry.group_snapshot_id or "")
+            if name is None:
+                continue  # a group snapshot still being made (or being removed): not shown, as before
+            group_snaps.append(
+                ImageSnapshot(entry.snap_id, entry.name, "group", entry.size, entry.created, False, name)
+            )
+        else:
+            others.append(
+                ImageSnapshot(entry.snap_id, entry.name, entry.namespace, entry.size, entry.created, entry.protected)
+            )
+    return (*group_snaps, *others)
+
+
+def _decode_records(raw: Mapping[str, bytes]) -> dict[str, dict[str, Any]]:
+    """vmconsole's records of a VM's snapshots (see ``read_snapshot_records``)."""
+    records: dict[str, dict[str, Any]] = {}
+    for name, value in raw.items():
+        try:
+            record = json.loads(value)
+        except ValueError:
+            records[name] = {INVALID_RECORD: "not JSON"}
+            continue
+        config = record.get("config", {}) if isinstance(record, dict) else None
+        if not isinstance(record, dict) or not isinstance(config, dict):
+            records[name] = {INVALID_RECORD: "not a record"}
+            continue
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
+            records[name] = {INVALID_RECORD: "its configuration is not text"}
+            continue
+        records[name] = record
+    return records
+
+
 def _read_vm_slow(session: RbdSession, vm: str) -> tuple[list[str], dict[str, ImageInfo]]:
     """The public-API way (opens every image): used when a header has an unexpected format."""
     members = session.group_images(vm)
@@ -246,15 +408,18 @@ def build_snapshots(vm: str, disks: list[ImageInfo], records: Mapping[str, Mappi
     disk_names = [d.name for d in disks]
     group_snaps: dict[str, list[tuple[str, datetime | None]]] = {}
     image_snaps: dict[str, list[tuple[str, datetime | None, bool]]] = {}
+    ids: dict[tuple[str, str], dict[str, int]] = {}  # (kind, name) -> disk -> snapshot id
     for disk in disks:
         for snap in disk.snapshots:
             if snap.namespace == "group" and snap.group_snap_name:
                 group_snaps.setdefault(snap.group_snap_name, []).append((disk.name, snap.created))
+                ids.setdefault(("group", snap.group_snap_name), {})[disk.name] = snap.snap_id
             elif snap.namespace == "user":
                 image_snaps.setdefault(snap.name, []).append((disk.name, snap.created, snap.protected))
+                ids.setdefault(("image", snap.name), {})[disk.name] = snap.snap_id
     result: list[Snapshot] = []
     for name, holders in group_snaps.items():
-        record = records.get(name, {})
+        record = record_of(records.get(name, {}), ids[("group", name)])
         stamps = [t for _, t in holders if t is not None]
         result.append(
             Snapshot(
@@ -269,7 +434,7 @@ def build_snapshots(vm: str, disks: list[ImageInfo], records: Mapping[str, Mappi
         )
     for name, image_holders in image_snaps.items():
         stamps = [t for _, t, _ in image_holders if t is not None]
-        record = records.get(name, {})
+        record = record_of(records.get(name, {}), ids[("image", name)])
         result.append(
             Snapshot(
                 name=name,
@@ -345,7 +510,24 @@ def build_vm(vm: str, ceph: CephPart | None, pcmk: PacemakerPart | None) -> VmSt
         metadata=MappingProxyType(user_metadata(metadata)),
         settings=settings_map,
         problems=tuple(problems),
+        vm_manager_status=vm_manager_status(
+            status,
+            enabled=primitive is not None,
+            target_role=(primitive.target_role if primitive else None) or (resource.target_role if resource else None),
+            node=node,
+            blocked=bool(resource and resource.blocked),
+        ),
     )
+
+
+def with_observer(nodes: tuple[NodeState, ...], config: Config) -> tuple[NodeState, ...]:
+    """The nodes, the observer (SEAPATH's /etc/cluster.conf or the configuration) as kind "observer".
+    An untrusted cluster description marks none here (the operations that ban the observer say why)."""
+    try:
+        observer = read_observer(config.pacemaker)
+    except ConfigError:
+        return nodes
+    return tuple(replace(n, kind="observer") if n.name == observer and n.kind == "member" else n for n in nodes)
 
 
 class StateReader:
@@ -367,6 +549,38 @@ class StateReader:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="read")
         self._ceph_reader = CephReader()
         self._pacemaker_cache: tuple[str, PacemakerPart] | None = None
+        # the last whole Ceph read: (monotonic time, part, the CIB's epoch then)
+        self._last_ceph: tuple[float, CephPart, str | None] | None = None
+        # vm -> (what it was built from, the VmState): unchanged VMs keep their very VmState
+        self._vm_cache: dict[str, tuple[tuple[object, ...], VmState]] = {}
+
+    def _read_ceph(self, only: set[str] | None) -> CephPart:
+        started = time.monotonic()
+        epoch = self._cib_epoch()
+        part = self._ceph_reader.read(self.ceph.session(), only)
+        if only is None and not part.problems:
+            self._last_ceph = (started, part, epoch)
+        return part
+
+    def _cib_epoch(self) -> str | None:
+        """``admin_epoch.epoch`` of the CIB as last read (None before any read)."""
+        cached = self._pacemaker_cache
+        return cached[0].rsplit(".", 1)[0] if cached is not None else None
+
+    def _build_vm(self, vm: str, ceph: CephPart | None, pcmk: PacemakerPart | None) -> VmState:
+        if ceph is None or pcmk is None or vm not in ceph.tokens:
+            return build_vm(vm, ceph, pcmk)
+        token = ceph.tokens[vm]
+        primitive = pcmk.primitives.get(vm)
+        resource = pcmk.status.resource(vm)
+        cached = self._vm_cache.get(vm)
+        if cached is not None:
+            (was_token, was_primitive, was_resource), state = cached
+            if was_token is token and was_primitive is primitive and was_resource == resource:
+                return state
+        state = build_vm(vm, ceph, pcmk)
+        self._vm_cache[vm] = ((token, primitive, resource), state)
+        return state
 
     def close(self) -> None:
         if self._own_ceph:
@@ -374,19 +588,41 @@ class StateReader:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def pacemaker_part(self) -> PacemakerPart:
-        """crm_mon and the CIB again only when the CIB changed since the last read (its version says)."""
+        """What changed since the last read, read again: the CIB's version (``admin_epoch.epoch.
+        num_updates``) says. A new epoch is a configuration change (primitives read again, beside
+        crm_mon); a new num_updates alone is a status change (crm_mon only)."""
         version = self.pacemaker.cib_version()
         cached = self._pacemaker_cache
         if cached is not None and cached[0] == version:
             return cached[1]
-        part = read_pacemaker(self.pacemaker)
+        epoch = version.rsplit(".", 1)[0]
+        if cached is not None and cached[0].rsplit(".", 1)[0] == epoch:
+            part = replace(cached[1], status=self.pacemaker.status())
+        else:
+            part = read_pacemaker(self.pacemaker)
         self._pacemaker_cache = (version, part)
         return part
 
-    def read(self, only: set[str] | None = None) -> ClusterState:
+    def read(self, only: set[str] | None = None, *, ceph_max_age: float = 0.0) -> ClusterState:
+        """The cluster's state. ``ceph_max_age`` > 0: the Ceph part of the last whole read is used again
+        when it is younger than that (a console's timed refresh between two reads of the headers)."""
         started = time.monotonic()
         problems: list[str] = []
-        ceph_future: Future[CephPart] = self._pool.submit(lambda: self._ceph_reader.read(self.ceph.session(), only))
+        last = self._last_ceph
+        if (
+            only is None
+            and ceph_max_age > 0
+            and last is not None
+            and started - last[0] < ceph_max_age
+            and (
+                # a configuration change (a VM added or removed by someone) reads everything again
+                last[2] is not None and last[2] == self._cib_epoch()
+            )
+        ):
+            ceph_future: Future[CephPart] = Future()
+            ceph_future.set_result(last[1])
+        else:
+            ceph_future = self._pool.submit(self._read_ceph, only)
         pcmk_future: Future[PacemakerPart] = self._pool.submit(self.pacemaker_part)
         deadline = started + self.timeout
 
@@ -414,8 +650,10 @@ class StateReader:
             names = set()
         if only is not None:
             names &= only
-        vms = tuple(build_vm(vm, ceph, pcmk) for vm in sorted(names))
-        nodes: tuple[NodeState, ...] = pcmk.status.nodes if pcmk else ()
+        vms = tuple(self._build_vm(vm, ceph, pcmk) for vm in sorted(names))
+        if only is None:
+            self._vm_cache = {vm.name: self._vm_cache[vm.name] for vm in vms if vm.name in self._vm_cache}
+        nodes: tuple[NodeState, ...] = with_observer(pcmk.status.nodes, self.config) if pcmk else ()
         return ClusterState(
             taken_at=datetime.now(UTC),
             nodes=nodes,

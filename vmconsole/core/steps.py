@@ -9,7 +9,8 @@ primitive, image or group that existed before the task is never touched by its c
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from vmconsole.core.services import Services
@@ -30,37 +31,110 @@ CRM_CONFIG_VERBS = frozenset({"location", "colocation", "order"})
 
 
 def require_vm(services: Services, vm: str) -> None:
-    validate.vm_name(vm)
+    validate.existing_vm_name(vm)
     if not services.vm_exists(vm):
         raise NotFoundError(f"no VM named {vm!r}", field="name")
 
 
 def primitive_spec(
-    services: Services, vm: str, settings: VmSettings, *, start: bool, remote_nodes: Sequence[str]
+    services: Services,
+    vm: str,
+    settings: VmSettings,
+    *,
+    start: bool,
+    remote_nodes: Sequence[str],
+    problems: list[str] | None = None,
 ) -> PrimitiveSpec:
-    """The primitive vm_manager's ``enable_vm`` would build from these settings."""
-    return PrimitiveSpec(
-        name=vm,
-        xml_dir=services.config.pacemaker.xml_dir,
-        stop_timeout=settings.stop_timeout or "30",
-        migrate_to_timeout=settings.migrate_to_timeout or "120",
-        migration_downtime=settings.migration_downtime or "0",
-        migration_user=settings.migration_user or "root",
-        live_migration=settings.live_migration,
-        priority=settings.priority or "0",
-        target_role="Started" if start else "Stopped",
-        params=dict(settings.pacemaker_params),
-        meta=dict(settings.pacemaker_meta),
-        utilization=dict(settings.pacemaker_utilization),
-        remote_node=settings.remote_node,
-        remote_addr=settings.remote_node_address if settings.remote_node else None,
-        remote_port=settings.remote_node_port if settings.remote_node else None,
-        remote_connect_timeout=settings.remote_node_timeout if settings.remote_node else None,
-        pinned_host=settings.pinned_host,
-        preferred_host=settings.preferred_host,
-        banned_hosts=tuple(n for n in remote_nodes if n != settings.remote_node),
-        colocations=tuple(ColocationSpec(c.resources, c.strong) for c in settings.colocations),
-    )
+    """The primitive vm_manager's ``enable_vm`` would build from these settings.
+
+    With ``problems``, stored settings vm_manager accepts but Pacemaker or vmconsole cannot use (a
+    reserved meta attribute, a utilization that is not an integer, a malformed host...) are left out,
+    each with a line in ``problems``, instead of blocking the operation; without it, they raise."""
+    values: dict[str, Any] = {
+        "name": vm,
+        "xml_dir": services.config.pacemaker.xml_dir,
+        "stop_timeout": settings.stop_timeout or "30",
+        "migrate_to_timeout": settings.migrate_to_timeout or "120",
+        "migration_downtime": settings.migration_downtime or "0",
+        "migration_user": settings.migration_user or "root",
+        "live_migration": settings.live_migration,
+        "priority": settings.priority or "0",
+        "target_role": "Started" if start else "Stopped",
+        "params": dict(settings.pacemaker_params),
+        "meta": dict(settings.pacemaker_meta),
+        "utilization": dict(settings.pacemaker_utilization),
+        "remote_node": settings.remote_node,
+        "remote_addr": settings.remote_node_address if settings.remote_node else None,
+        "remote_port": settings.remote_node_port if settings.remote_node else None,
+        "remote_connect_timeout": settings.remote_node_timeout if settings.remote_node else None,
+        "pinned_host": settings.pinned_host,
+        "preferred_host": settings.preferred_host,
+        "banned_hosts": banned_nodes(services, settings, remote_nodes),
+        "colocations": _existing_colocations(services, vm, settings),
+    }
+    if problems is None:
+        return PrimitiveSpec(**values)
+    return _usable_spec(values, problems)
+
+
+# What a stored value that cannot be used falls back to (vm_manager's defaults).
+_FALLBACKS: dict[str, Any] = {
+    "stop_timeout": "30",
+    "migrate_to_timeout": "120",
+    "migration_downtime": "0",
+    "migration_user": "root",
+    "priority": "0",
+    "pinned_host": None,
+    "preferred_host": None,
+}
+_RESERVED_META = frozenset(
+    {"target-role", "is-managed", "remote-node", "remote-addr", "remote-port", "remote-connect-timeout"}
+)
+_REMOTE_FIELDS = ("remote_node", "remote_addr", "remote_port", "remote_connect_timeout")
+
+
+def _usable_spec(values: dict[str, Any], problems: list[str]) -> PrimitiveSpec:
+    for _ in range(len(values) + len(values["meta"]) + len(values["utilization"]) + 1):
+        try:
+            return PrimitiveSpec(**values)
+        except ValidationError as exc:
+            where = exc.field or ""
+            if where in _FALLBACKS:
+                values[where] = _FALLBACKS[where]
+            elif where.startswith("utilization."):
+                values["utilization"] = {k: v for k, v in values["utilization"].items() if k != where.split(".", 1)[1]}
+            elif where == "meta":
+                reserved = {"target-role", "is-managed", "remote-node", "remote-addr", "remote-port"}
+                values["meta"] = {
+                    k: v for k, v in values["meta"].items() if k not in reserved | {"remote-connect-timeout"}
+                }
+            elif where in _REMOTE_FIELDS:
+                values.update(dict.fromkeys(_REMOTE_FIELDS))
+            else:
+                raise
+            problems.append(f"stored setting {where}: {exc.message}; left out")
+    return PrimitiveSpec(**values)
+
+
+def _existing_colocations(services: Services, vm: str, settings: VmSettings) -> tuple[ColocationSpec, ...]:
+    """The VM's stored colocations, each with the resources that still exist: Pacemaker refuses a
+    reference to a removed resource, and a removed partner must not keep the VM from being enabled.
+    One another VM made (its key copied by vm_manager's clone) is not this VM's."""
+    own = [c for c in settings.colocations if c.owner in (None, vm)]
+    if not own:
+        return ()
+    known = services.pacemaker.resource_ids()
+    kept = (tuple(r for r in c.resources if r in known) for c in own)
+    return tuple(ColocationSpec(resources, c.strong) for c, resources in zip(own, kept, strict=True) if resources)
+
+
+def banned_nodes(services: Services, settings: VmSettings, remote_nodes: Sequence[str]) -> tuple[str, ...]:
+    """The nodes a VM is banned from, as vm_manager's ``enable_vm`` bans them: the observer (read from
+    the configuration or SEAPATH's /etc/cluster.conf), then each remote node but the VM's own."""
+    observer = services.observer()
+    nodes = [observer] if observer else []
+    nodes += [n for n in remote_nodes if n != settings.remote_node]
+    return tuple(dict.fromkeys(nodes))
 
 
 def check_crm_config_cmd(lines: Iterable[str], field: str = "crm_config_cmd") -> None:
@@ -74,6 +148,25 @@ def check_crm_config_cmd(lines: Iterable[str], field: str = "crm_config_cmd") ->
                 " lines are replayed",
                 field=field,
             )
+
+
+def run_crm_config_cmd(services: Services, vm: str, lines: Iterable[str], ctx: StepContext) -> list[str]:
+    """Run a VM's stored ``crm configure`` lines as vm_manager does, skipping a line whose constraint id
+    exists already (a re-enable or an update finds them from the last run, a clone its source's, which
+    crm would refuse as an id in use). The ids it made."""
+    existing = services.pacemaker.all_constraint_ids()
+    made: list[str] = []
+    for line in lines:
+        words = line.split()
+        if not words:
+            continue
+        constraint_id = words[1] if len(words) > 1 else ""
+        if constraint_id in existing:
+            ctx.log(f"{constraint_id} exists already: `crm configure {validate.show(line)}` not run again")
+            continue
+        services.pacemaker.crm_configure(line)
+        made.append(constraint_id)
+    return made
 
 
 def remote_nodes(services: Services) -> list[str]:
@@ -161,20 +254,39 @@ def enable_steps(
             for dropped in set(settings.colocations) - set(kept):
                 ctx.log(f"colocation with {', '.join(dropped.resources)} not applied: no such resource now")
             settings = settings.with_changes(colocations=kept)
-        spec = primitive_spec(services, vm, settings, start=start, remote_nodes=remote_nodes(services))
+        problems: list[str] = []
+        spec = primitive_spec(
+            services, vm, settings, start=start, remote_nodes=remote_nodes(services), problems=problems
+        )
+        for problem in problems:
+            ctx.log(f"warning: {problem}")
+        observer = services.observer()
+        if observer and observer in (settings.pinned_host, settings.preferred_host):
+            ctx.log(f"warning: {vm}'s stored placement names {observer}, the observer, where it is banned")
         if vm in services.primitives():
             raise ConflictError(f"{vm} is already enabled (it has a Pacemaker primitive)")
-        services.pacemaker.modify(build_enable_fragment(spec))
+        # what named the VM before (constraints another tool left): its undo keeps them
+        ctx.data["constraints_before"] = sorted(services.pacemaker.constraint_ids(vm))
+        ctx.save()
+        # with extra crm commands, the primitive comes unmanaged and is managed once they ran, as
+        # vm_manager orders it: their constraints exist before Pacemaker may start the VM
+        extra = [line for line in settings.crm_config_cmd if line.strip()]
+        services.pacemaker.modify(build_enable_fragment(replace(spec, managed=False) if extra else spec))
         ctx.data["enabled"] = True
         ctx.save()
-        for line in settings.crm_config_cmd:
-            services.pacemaker.crm_configure(line)
-        ctx.log(f"primitive {vm} (ocf:seapath:VirtualDomain) added, target-role {spec.target_role}")
+        run_crm_config_cmd(services, vm, extra, ctx)
+        if extra:
+            services.pacemaker.set_meta(vm, "is-managed", "true")
+        bans = ", ".join(spec.banned_hosts)
+        ctx.log(
+            f"primitive {vm} (ocf:seapath:VirtualDomain) added, target-role {spec.target_role}"
+            + (f"; banned from {bans}" if bans else "")
+        )
 
     def unapply(ctx: StepContext) -> None:
-        # only the primitive this step added: one another tool added meanwhile is not ours to delete
+        # only the primitive and constraints this step added: what another tool added is not ours to delete
         if ctx.data.get("enabled") and vm in services.primitives():
-            stop_and_delete(services, vm, ctx)
+            stop_and_delete(services, vm, ctx, keep=set(ctx.data.get("constraints_before", ())))
             ctx.data["enabled"] = False
 
     def wait_started(ctx: StepContext) -> None:
@@ -199,8 +311,9 @@ def stop_timeout(services: Services, vm: str) -> float:
     return duration_seconds(op.timeout if op else None, 30.0) + SETTLE_MARGIN
 
 
-def stop_and_delete(services: Services, vm: str, ctx: StepContext | None) -> None:
-    """Stop the VM through Pacemaker, wait until its disks are released, then delete the primitive."""
+def stop_and_delete(services: Services, vm: str, ctx: StepContext | None, *, keep: Collection[str] = ()) -> None:
+    """Stop the VM through Pacemaker, wait until its disks are released, then delete the primitive and
+    the constraints naming it (but those of ``keep``)."""
     tick = ctx.check_cancel if ctx else None
     status, _ = services.vm_status(vm)
     if status is VmStatus.FAILED:
@@ -208,7 +321,7 @@ def stop_and_delete(services: Services, vm: str, ctx: StepContext | None) -> Non
     services.pacemaker.set_target_role(vm, "Stopped")
     services.wait_status(vm, {VmStatus.STOPPED}, stop_timeout(services, vm), fail_on=set(), tick=tick)
     services.wait_disks_released(vm, 30.0, tick=tick)
-    services.pacemaker.delete_vm(vm)
+    services.pacemaker.delete_vm(vm, keep=keep)
 
 
 def disable_step(services: Services, vm: str, *, point_of_no_return: bool = False) -> Step:

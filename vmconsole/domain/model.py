@@ -47,7 +47,7 @@ class NodeState:
     node_id: str
     status: NodeStatus
     is_dc: bool = False
-    kind: str = "member"  # "member" or "remote"
+    kind: str = "member"  # "member", "remote", or "observer" (a member that never runs VMs)
     resources_running: int = 0
 
 
@@ -130,6 +130,11 @@ class VmState:
     metadata: Mapping[str, str] = field(default_factory=_empty)  # user keys (no leading underscore, not reserved)
     settings: Mapping[str, Any] = field(default_factory=_empty)  # the decoded internal ``_`` keys
     problems: tuple[str, ...] = ()  # what could not be read about this VM
+    # the status string vm_manager's status() gives for it, for scripts written against vm_manager
+    vm_manager_status: str = ""
+    # VMs linked-cloned from this VM's snapshots (vm_manager cannot remove a VM that has some);
+    # read by `vm status` only, empty in a whole-cluster read
+    linked_clones: tuple[str, ...] = ()
 
     @property
     def total_size(self) -> int:

@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 import re
+import uuid
+
+# vmconsole's temporary VM groups (a replacement being built, an old VM being swapped out): the only
+# `vmconsole`-prefixed names that are not VMs.
+TEMPORARY_VM = re.compile(r"vmconsole(new|old)[0-9a-f]{8}")
 
 SYSTEM_PREFIX = "system_"
 DATA_PREFIX = "data_"
 
 
+def is_temporary(name: str) -> bool:
+    return TEMPORARY_VM.fullmatch(name) is not None
+
+
+def temporary_vm(kind: str) -> str:
+    """A fresh temporary group name: ``kind`` is "new" (being built) or "old" (being swapped out)."""
+    return f"vmconsole{kind}{uuid.uuid4().hex[:8]}"
+
+
 def system_image(vm: str) -> str:
     return f"{SYSTEM_PREFIX}{vm}"
+
+
+def vm_of_image(image: str) -> str | None:
+    """The VM a disk image belongs to by its name: ``system_<vm>``, ``data_<vm>_<i>``; None otherwise."""
+    if image.startswith(SYSTEM_PREFIX):
+        return image[len(SYSTEM_PREFIX) :] or None
+    if image.startswith(DATA_PREFIX):
+        vm, _, index = image[len(DATA_PREFIX) :].rpartition("_")
+        return vm if vm and index.isdigit() else None
+    return None
 
 
 def data_image(vm: str, index: int) -> str:

@@ -49,9 +49,15 @@ def _frozen(value: Mapping[str, str] | None = None) -> Mapping[str, str]:
 class Colocation:
     resources: tuple[str, ...]
     strong: bool = False
+    # the VM that made it: another tool's copy of the metadata (vm_manager's clone copies every key)
+    # must not make its clone colocate as its source did
+    owner: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"resources": list(self.resources), "strong": self.strong}
+        data: dict[str, Any] = {"resources": list(self.resources), "strong": self.strong}
+        if self.owner:
+            data["owner"] = self.owner
+        return data
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,11 @@ class VmSettings:
             try:
                 raw = json.loads(metadata[COLOCATIONS_KEY])
                 values["colocations"] = tuple(
-                    Colocation(tuple(str(r) for r in item["resources"]), bool(item.get("strong", False)))
+                    Colocation(
+                        tuple(str(r) for r in item["resources"]),
+                        bool(item.get("strong", False)),
+                        str(item["owner"]) if item.get("owner") else None,
+                    )
                     for item in raw
                 )
             except (ValueError, KeyError, TypeError) as exc:

@@ -133,3 +133,20 @@ def status_notes(primitive: PrimitiveConfig | None, resource: ResourceState | No
     ):
         notes.append("target-role Stopped but still running")
     return tuple(notes)
+
+
+def vm_manager_status(
+    status: VmStatus, *, enabled: bool, target_role: str | None, node: str | None, blocked: bool
+) -> str:
+    """What vm_manager's ``status()`` prints for a VM in this state: ``Undefined`` (no group),
+    ``Disabled`` (no primitive), else crm's own text: ``Started``, ``Stopped (disabled)`` when
+    target-role is Stopped, ``Stopped``, ``FAILED <node> (blocked)``, ``Starting``, ``Stopping``."""
+    if status is VmStatus.UNDEFINED:
+        return "Undefined"
+    if not enabled:
+        return "Disabled"
+    if status is VmStatus.FAILED:
+        return " ".join(["FAILED", *([node] if node else []), *(["(blocked)"] if blocked else [])])
+    if status is VmStatus.STOPPED:
+        return "Stopped (disabled)" if target_role == "Stopped" else "Stopped"
+    return status.value

@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
-from vmconsole.domain import units
+from vmconsole.domain import naming, units
 from vmconsole.domain.errors import ValidationError
 from vmconsole.domain.settings import RESERVED_KEYS
 
@@ -27,6 +27,8 @@ from vmconsole.domain.settings import RESERVED_KEYS
 # up to 999 disks) and ``system_<vm>`` (55). 64 is HOST_NAME_MAX on Linux, and a VM's name is often its
 # guest's hostname too; it also keeps the name readable in the console's fixed-width name column.
 VM_NAME_MAX = 48
+# An RBD image name is at most this long in practice (a name vm_manager made can be this long).
+EXISTING_VM_NAME_MAX = 200
 
 # vm_manager's RESERVED_NAMES: ``xml`` (exact, as vm_manager compares it).
 RESERVED_VM_NAMES = frozenset({"xml"})
@@ -126,6 +128,24 @@ def vm_name(name: object, field: str = "name") -> str:
             "the VM name must start with a letter: it is also the Pacemaker resource id, an XML ID",
             field=field,
         )
+    return text
+
+
+def existing_vm_name(name: object, field: str = "name") -> str:
+    """The name of a VM that may exist already: what vm_manager accepts (ASCII letters and digits,
+    ``^[a-zA-Z0-9]+$``), so every VM it made can be listed and operated. A leading digit, a long name
+    or a ``vmconsole`` prefix are refused only where a VM is created (``vm_name``); vmconsole's own
+    temporary objects are never operated as VMs."""
+    text = _require_str(name, field, "the VM name")
+    if not text:
+        raise ValidationError("the VM name is empty", field=field)
+    if len(text) > EXISTING_VM_NAME_MAX:
+        raise ValidationError(
+            f"the VM name is {len(text)} characters long; no VM name exceeds {EXISTING_VM_NAME_MAX}", field=field
+        )
+    _check_alphanumeric(text, field, "the VM name")
+    if naming.is_temporary(text):
+        raise ValidationError(f"{show(text)} is one of vmconsole's temporary objects, not a VM", field=field)
     return text
 
 

@@ -26,7 +26,7 @@ Log = Callable[[str], None]
 # Host directories where the lab's daemons create entries of their own: whatever appears there
 # between up and down (and matches the names below) is removed by down.
 WATCHED: dict[str, tuple[str, ...] | None] = {
-    "/run": ("crm", "resource-agents", "libvirt", "libvirtd.pid", "virtlogd.pid", "mount"),
+    "/run": ("crm", "resource-agents", "libvirt", "libvirtd.pid", "virtlogd.pid", "mount", "corosync.pid"),
     "/dev/shm": ("qb-",),
     "/var/log/libvirt/qemu": None,
     "/var/lib/libvirt/qemu": None,

@@ -177,7 +177,7 @@ class VmConsoleApp(App[int]):
     def _read(self) -> ClusterState:
         if self._state_source is not None:
             return self._state_source()
-        return self.services.state()
+        return self.services.reader.read(ceph_max_age=self.refresher.ceph_max_age)
 
     def refresh_now(self) -> None:
         self.refresher.refresh_now()

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -37,6 +38,9 @@ from vmconsole.tui.workers import abandonable
 
 MAX_INTERVAL = 30.0  # the refresh backoff never waits longer than this
 NUDGE_EVERY = 0.5  # libvirt events nudge the refresh at most this often (seconds)
+# Ceph's headers are read on every CEPH_EVERY-th timed refresh (and on every asked-for one): they change
+# with snapshots and configuration, not with a VM's state; Pacemaker's part is checked every time.
+CEPH_EVERY = 3
 logger = logging.getLogger(__name__)
 
 
@@ -93,9 +97,24 @@ class Refresher:
         self._probe_round = 0
         self._probe_answers: dict[str, float] = {}  # backend -> seconds its probe took (this round)
         self._probing = False
+        self._asked = True  # the next read was asked for (not the timer's): a whole one
+        self._reads = 0
+        self._ceph_max_age = 0.0
 
     def refresh_now(self) -> None:
-        """Read the cluster now (or right after the read in flight): never two reads at once."""
+        """Read the cluster now (or right after the read in flight): never two reads at once. Asked
+        for (a key, a finished task, a libvirt event), the read is a whole one, Ceph's headers too."""
+        self._asked = True
+        self._start_read()
+
+    @property
+    def ceph_max_age(self) -> float:
+        """How old the Ceph part of the read in flight may be: 0 (read it) when the read was asked
+        for or every ``CEPH_EVERY`` reads, else reused from the last read. Pacemaker's part is read
+        on every refresh (a version check when nothing changed)."""
+        return self._ceph_max_age
+
+    def _start_read(self) -> None:
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
@@ -103,6 +122,10 @@ class Refresher:
             self.nudged = True
             return
         self.reading = True
+        self._reads += 1
+        whole = self._asked or self._reads % CEPH_EVERY == 0
+        self._asked = False
+        self._ceph_max_age = 0.0 if whole else CEPH_EVERY * (self.interval + 2 * self.last_read_seconds) + 1
         self.read_started = time.monotonic()
         self._probe_round += 1
         self._probe_answers = {}
@@ -149,15 +172,21 @@ class Refresher:
             self.nudged = False
             self.refresh_now()
         elif self.auto:
-            self._timer = self.app.set_timer(self.next_delay, self.refresh_now, name="refresh")
+            self._timer = self.app.set_timer(self.next_delay, self._start_read, name="refresh")
 
     def _read_ok(self, state: ClusterState) -> None:
+        first = self.state is None
         self.state = state
         self.last_ok = self._clock()
         self.read_error = None
         self.failures_in_a_row = 0
         self._on_state(state)
         self._on_change()
+        if first:
+            # What is alive now (the imported modules, the screens, the first state) lives as long as
+            # the console: out of the collector's full passes, which otherwise walk it all and stop
+            # the main thread for a fraction of a second on a large cluster.
+            gc.freeze()
 
     def _read_failed(self, error: BaseException) -> None:
         self.failures_in_a_row += 1

@@ -2,9 +2,11 @@
 protect), ``listing``, ``rollback`` (guided, undoable), ``purge`` (purge, retention, prune), over
 vmconsole's ``records`` of them.
 
-vmconsole snapshots are RBD group snapshots of the VM's group: every disk at the same instant.
-Snapshots made by vm_manager (per-image snapshots of the same name on each disk) are read, rolled
-back, protected and removed too.
+A snapshot is of the configured kind (``[snapshots] kind``): "image", one per-image snapshot of one
+name on every disk taken at one instant (``instant``), which vm_manager lists, purges, removes and
+rolls back; or "group", an RBD group snapshot of the VM's group.
+Whatever the kind configured, both kinds are read, rolled back, protected, removed and purged, and so
+are the per-image snapshots vm_manager makes.
 """
 
 from vmconsole.core.snapshots.create import plan_bulk_snapshot, plan_snapshot_create

@@ -2,22 +2,71 @@
 
 A stopped VM needs nothing; a running one is frozen through its guest agent when it has one, else
 paused (QEMU finishes its in-flight I/O first) while all its disks are snapshotted in parallel, then
-thawed or resumed on every path. What is frozen or paused is recorded in the task's journal entry
-first, so ``recover`` thaws or resumes a guest whose vmconsole died in between.
+thawed or resumed on every path. How long the guest was kept still is measured and returned. What is
+frozen or paused is recorded in the task's journal entry first, so ``recover`` thaws or resumes a
+guest whose vmconsole died in between. A set that could not be completed is taken away again: only
+the snapshots this call made, never one that was there before.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 from vmconsole.core.services import Services
 from vmconsole.core.tasks import StepContext
 from vmconsole.domain.errors import ConflictError, VmConsoleError
 
-PAUSED = "paused_vm"  # data key: the VM paused by this task (recover resumes it)
-FROZEN = "frozen_vm"  # data key: the VM whose filesystems this task froze (recover thaws them)
+PAUSED = "paused_vm"  # data key: the VM(s) paused by this task (recover resumes them)
+FROZEN = "frozen_vm"  # data key: the VM(s) whose filesystems this task froze (recover thaws them)
+
+# one task may keep several guests still at once (bulk): their names and the journal writes are serialised
+_HOLDS = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Instant:
+    """How a snapshot set was kept at one instant.
+
+    ``method``: "stopped" (no client had the disks open), "single" (one disk: one snapshot is one
+    instant), "frozen" (guest filesystems frozen by its agent), "paused" (the VM paused), or
+    "already-paused". ``seconds``: how long the guest was frozen or paused (None when it was not).
+    """
+
+    method: str
+    seconds: float | None
+    detail: str
+    consistent: bool  # filesystem-consistent (frozen, or not running); otherwise crash-consistent
+
+    def __str__(self) -> str:
+        return self.detail
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "seconds": self.seconds, "detail": self.detail, "consistent": self.consistent}
+
+
+def _hold(ctx: StepContext, key: str, vm: str) -> None:
+    with _HOLDS:
+        held = ctx.data.get(key)
+        names = [held] if isinstance(held, str) else list(held or [])
+        ctx.data[key] = [*names, vm]
+        ctx.save()
+
+
+def _let_go(ctx: StepContext, key: str, vm: str) -> None:
+    with _HOLDS:
+        held = ctx.data.get(key)
+        names = [n for n in ([held] if isinstance(held, str) else list(held or [])) if n != vm]
+        if names:
+            ctx.data[key] = names
+        else:
+            ctx.data.pop(key, None)
+        ctx.save()
 
 
 def take_at_one_instant(
@@ -27,65 +76,119 @@ def take_at_one_instant(
     snapshot: str,
     ctx: StepContext,
     made: Callable[[str], None],
-) -> str:
+    *,
+    freeze: bool = True,
+) -> Instant:
     """Snapshot every image of ``images`` as ``snapshot`` at one instant; ``made(image)`` records each
-    one as it exists. Returns how the instant was kept, for the log."""
+    one once the guest runs again. ``freeze=False`` never asks the guest agent (a pause still keeps
+    several disks at one instant). Raises, with the partial set removed, when one disk fails."""
     users = services.disk_users(images)
-    if not users or len(images) == 1:
+    if not users:
         _take_all(services, images, snapshot, made)
-        return "the VM is not running" if not users else "one disk: a single snapshot is one instant"
+        return Instant("stopped", None, "the VM is not running", True)
     with services.libvirt() as lv:
-        here = lv.hostname()
-        state = services.vm(vm)
-        if state.node not in (None, here, here.split(".")[0]) or lv.domain_state(vm) is None:
-            raise ConflictError(
-                f"{vm} runs on {state.node or 'another node'} and its {len(images)} disks are in use: "
-                "a consistent copy of them needs the guest kept still from its own node",
-                hint=f"run this on {state.node}, or stop {vm} first",
-            )
-        ctx.data[FROZEN] = vm
-        ctx.save()
-        freeze = lv.freeze_filesystems(vm)
-        if freeze.frozen is None:
-            ctx.data.pop(FROZEN, None)
-            ctx.data[PAUSED] = vm
-            ctx.save()
-            started = time.monotonic()
-            if not lv.suspend(vm):
-                ctx.data.pop(PAUSED, None)
-                ctx.save()
-                raise ConflictError(f"{vm} is not running here any more: try again")
-            try:
+        here = lv.domain_state(vm)
+        if here not in ("running", "paused"):  # the disks are open elsewhere: the guest is not within reach
+            node = services.vm(vm).node or "another node"
+            if len(images) == 1:
                 _take_all(services, images, snapshot, made)
-            finally:
-                lv.resume(vm)
-                ctx.data.pop(PAUSED, None)
-                ctx.save()
-            return f"{vm} paused for {time.monotonic() - started:.2f} s ({freeze.why_not})"
-        try:
+                return Instant(
+                    "single",
+                    None,
+                    f"{vm} runs on {node}: no filesystem freeze from this host; one disk, so one instant "
+                    "(crash-consistent)",
+                    False,
+                )
+            raise ConflictError(
+                f"{vm} runs on {node} and its {len(images)} disks are in use: "
+                "a consistent snapshot of them needs the guest kept still from its own node",
+                hint=f"run this on {node}, or stop {vm} first",
+            )
+        if here == "paused":  # kept still already (and its agent cannot answer a freeze)
             _take_all(services, images, snapshot, made)
+            return Instant("already-paused", None, f"{vm} was paused already (crash-consistent)", False)
+        why = "no freeze asked"
+        if freeze:
+            _hold(ctx, FROZEN, vm)  # before the freeze: recover thaws a guest whose vmconsole died
+            started = time.monotonic()
+            frozen = lv.freeze_filesystems(vm)
+            if frozen.frozen is not None:
+                thawed: list[float] = []
+
+                def thaw() -> None:
+                    lv.thaw_filesystems(vm)
+                    thawed.append(time.monotonic())
+
+                try:
+                    _take_all(services, images, snapshot, made, after=thaw)
+                finally:
+                    _let_go(ctx, FROZEN, vm)
+                seconds = (thawed[0] if thawed else time.monotonic()) - started
+                return Instant(
+                    "frozen", seconds, f"{frozen.frozen} guest filesystem(s) frozen for {seconds:.3f} s", True
+                )
+            _let_go(ctx, FROZEN, vm)
+            why = frozen.why_not or "the guest agent did not freeze"
+        if len(images) == 1:
+            _take_all(services, images, snapshot, made)
+            return Instant("single", None, f"one disk, so one instant ({why}: crash-consistent)", False)
+        _hold(ctx, PAUSED, vm)
+        started = time.monotonic()
+        if not lv.suspend(vm):
+            _let_go(ctx, PAUSED, vm)
+            raise ConflictError(f"{vm} is not running here any more: try again")
+        resumed: list[float] = []
+
+        def resume() -> None:
+            lv.resume(vm)
+            resumed.append(time.monotonic())
+
+        try:
+            _take_all(services, images, snapshot, made, after=resume)
         finally:
-            lv.thaw_filesystems(vm)
-            ctx.data.pop(FROZEN, None)
-            ctx.save()
-        return f"{freeze.frozen} guest filesystem(s) frozen meanwhile"
+            _let_go(ctx, PAUSED, vm)
+        seconds = (resumed[0] if resumed else time.monotonic()) - started
+        return Instant("paused", seconds, f"{vm} paused for {seconds:.3f} s ({why}): crash-consistent", False)
 
 
-def _take_all(services: Services, images: Sequence[str], snapshot: str, made: Callable[[str], None]) -> None:
+def _take_all(
+    services: Services,
+    images: Sequence[str],
+    snapshot: str,
+    made: Callable[[str], None],
+    *,
+    after: Callable[[], None] | None = None,
+) -> None:
+    """Every snapshot in parallel, then ``after`` (thaw or resume: on every path, before anything
+    else), then the records; a partial set is removed again (what this call made only)."""
     errors: list[str] = []
+    done: list[str] = []
+    lock = threading.Lock()
 
     def take(image: str) -> None:
         try:
             services.rbd.image_snap_create(image, snapshot)
         except VmConsoleError as exc:
-            errors.append(f"{image}: {exc}")
+            with lock:
+                errors.append(f"{image}: {exc}")
             return
-        made(image)
+        with lock:
+            done.append(image)
 
-    with ThreadPoolExecutor(max_workers=max(1, len(images)), thread_name_prefix="snap") as pool:
-        list(pool.map(take, images))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, len(images)), thread_name_prefix="snap") as pool:
+            list(pool.map(take, images))
+    finally:
+        if after is not None:
+            after()
     if errors:
+        for image in done:
+            with contextlib.suppress(VmConsoleError):
+                services.rbd.image_snap_remove(image, snapshot)
         raise ConflictError(f"snapshot {snapshot} could not be taken on every disk: {'; '.join(errors)}")
+    for image in images:
+        if image in done:
+            made(image)
 
 
 def release_guest(services: Services, vm: str, *, paused: bool, frozen: bool) -> list[str]:
@@ -98,4 +201,18 @@ def release_guest(services: Services, vm: str, *, paused: bool, frozen: bool) ->
         if paused and lv.domain_state(vm) == "paused":
             lv.resume(vm)
             done.append(f"resumed {vm}")
+    return done
+
+
+def release_held(services: Services, data: dict[str, Any]) -> list[str]:
+    """Every guest a dead task recorded as frozen or paused runs freely again (recovery)."""
+
+    def names(key: str) -> list[str]:
+        held = data.get(key)
+        return [held] if isinstance(held, str) else [str(n) for n in held or []]
+
+    paused, frozen = names(PAUSED), names(FROZEN)
+    done: list[str] = []
+    for vm in dict.fromkeys([*frozen, *paused]):
+        done += release_guest(services, vm, paused=vm in paused, frozen=vm in frozen)
     return done

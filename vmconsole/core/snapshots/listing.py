@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from vmconsole.core.services import Services
-from vmconsole.core.snapshots.records import read_records, vm_state
+from vmconsole.core.snapshots.records import current_records, vm_state
 from vmconsole.core.snapshots.remove import children_of
 from vmconsole.domain.errors import ValidationError, VmConsoleError
 from vmconsole.domain.model import Snapshot, VmState
@@ -52,7 +52,7 @@ def written_since(services: Services, state: VmState, snap: Snapshot) -> int | N
 
 def list_snapshots(services: Services, vm: str, *, with_written: bool = True) -> list[SnapshotInfo]:
     state = vm_state(services, vm)
-    records = read_records(services, vm)
+    records = current_records(services, vm, [d.image for d in state.disks])
     now = datetime.now(UTC)
     result = []
     for snap in state.snapshots:

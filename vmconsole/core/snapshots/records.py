@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from vmconsole.core.services import Services
-from vmconsole.core.state import read_snapshot_records
+from vmconsole.core.state import SNAP_IDS, read_snapshot_records, record_of
 from vmconsole.domain import naming, validate
 from vmconsole.domain.errors import NotFoundError
 from vmconsole.domain.model import Snapshot, VmState
@@ -20,6 +20,40 @@ ROLLBACK_KEY = "__rollback__"  # in the records object: the last rollback, for -
 def read_records(services: Services, vm: str) -> dict[str, dict[str, Any]]:
 
     return read_snapshot_records(services.rbd, vm)
+
+
+def current_records(services: Services, vm: str, images: list[str]) -> dict[str, dict[str, Any]]:
+    """The records that belong to the snapshots of those names now: a record left by a snapshot
+    another tool removed is not the record of a new snapshot that took its name."""
+    records = read_records(services, vm)
+    if not any(SNAP_IDS in r for r in records.values()):
+        return records
+    ids = snapshot_ids(services, images)
+    result: dict[str, dict[str, Any]] = {}
+    for name, record in records.items():
+        found = ids.get(("image", name)) or ids.get(("group", name)) or {}
+        if record_of(record, found):
+            result[name] = record
+    return result
+
+
+def snapshot_ids(services: Services, images: list[str]) -> dict[tuple[str, str], dict[str, int]]:
+    """(kind, snapshot name) -> disk -> RBD snapshot id, over the VM's disks."""
+    ids: dict[tuple[str, str], dict[str, int]] = {}
+    for image in images:
+        for key, snap_id in services.rbd.snapshot_ids(image).items():
+            ids.setdefault(key, {})[image] = snap_id
+    return ids
+
+
+def stamp_record(services: Services, vm: str, name: str, kind: str, images: list[str]) -> None:
+    """Tie the record of a snapshot just taken to it (its ids on each disk), so that it is never
+    taken for the record of another snapshot of the same name later."""
+    record = read_records(services, vm).get(name)
+    ids = snapshot_ids(services, images).get((kind, name))
+    if record is None or not ids:
+        return
+    write_record(services, vm, name, {**record, SNAP_IDS: ids})
 
 
 def write_record(services: Services, vm: str, name: str, record: dict[str, Any]) -> None:
@@ -45,8 +79,24 @@ def last_rollback(services: Services, vm: str) -> dict[str, Any] | None:
     return dict(record) if isinstance(record, dict) else None
 
 
+def snapshot_exists(services: Services, vm: str, name: str, images: list[str] | None = None) -> bool:
+    """Is there a snapshot ``name`` of the VM, of either kind: a group snapshot, or a per-image one on
+    any of its disks (``images``: the disks to look at, default the group's and the system disk)?"""
+    if services.rbd.group_exists(vm) and name in services.rbd.group_snapshots(vm):
+        return True
+    return any(name in services.rbd.image_snap_names(image) for image in images or disk_images(services, vm))
+
+
+def disk_images(services: Services, vm: str) -> list[str]:
+    """The VM's disks now: its group's images and its system disk, the system disk first."""
+    images = set(services.rbd.group_images(vm)) if services.rbd.group_exists(vm) else set()
+    if services.rbd.image_exists(naming.system_image(vm)):
+        images.add(naming.system_image(vm))
+    return sorted(images, key=lambda i: naming.disk_order(vm, i))
+
+
 def vm_state(services: Services, vm: str) -> VmState:
-    validate.vm_name(vm)
+    validate.existing_vm_name(vm)
     return services.vm(vm)
 
 

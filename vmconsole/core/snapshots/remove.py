@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from vmconsole.core.services import Services
-from vmconsole.core.snapshots.records import find_snapshot, read_records, remove_record, vm_state, write_record
+from vmconsole.core.snapshots.records import (
+    current_records,
+    find_snapshot,
+    remove_record,
+    stamp_record,
+    vm_state,
+    write_record,
+)
 from vmconsole.core.tasks import Step, StepContext, Task
 from vmconsole.domain.errors import ConflictError
 from vmconsole.domain.model import Snapshot, VmState
@@ -82,12 +89,13 @@ def plan_snapshot_protect(services: Services, vm: str, name: str, protect: bool)
         )
     if not protect and children_of(services, state, snap):
         raise ConflictError(f"snapshot {name!r} has linked clones and must stay protected")
-    records = read_records(services, vm)
+    records = current_records(services, vm, list(snap.disks))
 
     def run(ctx: StepContext) -> None:
         record = dict(records.get(name, {"created": snap.created.isoformat() if snap.created else None}))
         record["protected"] = protect
         write_record(services, vm, name, record)
+        stamp_record(services, vm, name, snap.kind, list(snap.disks))
         if snap.kind == "image":
             for disk in snap.disks:
                 info = services.rbd.image_info(disk)

@@ -15,7 +15,14 @@ from vmconsole.core.journal import now_iso, who
 from vmconsole.core.services import Services
 from vmconsole.core.snapshots.create import create_steps
 from vmconsole.core.snapshots.listing import written_since
-from vmconsole.core.snapshots.records import ROLLBACK_KEY, find_snapshot, last_rollback, vm_state
+from vmconsole.core.snapshots.records import (
+    ROLLBACK_KEY,
+    current_records,
+    find_snapshot,
+    last_rollback,
+    snapshot_exists,
+    vm_state,
+)
 from vmconsole.core.steps import disable_step, enable_steps
 from vmconsole.core.tasks import Step, StepContext, Task
 from vmconsole.domain import naming, validate
@@ -85,7 +92,7 @@ def rollback_plan(services: Services, vm: str, name: str, *, safety: bool = True
     warnings = []
     if state.status is VmStatus.FAILED:
         warnings.append(f"{vm} is Failed: its failure is cleared, and it is left stopped after the rollback")
-    if snap.kind == "image":
+    if snap.kind == "image" and len(snap.disks) > 1 and not _taken_at_one_instant(services, vm, snap):
         warnings.append("this snapshot was made per disk (vm_manager): its disks may not be mutually consistent")
     return RollbackPlan(
         vm=vm,
@@ -101,6 +108,11 @@ def rollback_plan(services: Services, vm: str, name: str, *, safety: bool = True
         restores_config=bool(snap.metadata.get("xml")),
         warnings=tuple(warnings),
     )
+
+
+def _taken_at_one_instant(services: Services, vm: str, snap: Snapshot) -> bool:
+    """vmconsole took this per-image snapshot (its record says so): every disk at one instant."""
+    return current_records(services, vm, list(snap.disks)).get(snap.name, {}).get("kind") == "image"
 
 
 def safety_name(now: datetime | None = None) -> str:
@@ -153,7 +165,7 @@ def plan_rollback(services: Services, plan: RollbackPlan) -> Task:
         record, take = create_steps(services, state, safety, freeze=True, safety_of=snap.name)
 
         def unrecord_unless_taken(ctx: StepContext) -> None:
-            if safety not in services.rbd.group_snapshots(vm) and record.undo is not None:
+            if record.undo is not None and not snapshot_exists(services, vm, safety):
                 record.undo(ctx)
 
         steps += [
@@ -282,7 +294,7 @@ def plan_rollback(services: Services, plan: RollbackPlan) -> Task:
 
 def plan_rollback_undo(services: Services, vm: str) -> Task:
     """Return to the safety snapshot the last rollback took (the rollback itself is undone)."""
-    validate.vm_name(vm)
+    validate.existing_vm_name(vm)
     last = last_rollback(services, vm)
     if not last or not last.get("safety"):
         raise ConflictError(f"{vm} has no rollback to undo (no safety snapshot recorded)")

@@ -24,6 +24,7 @@ from vmconsole.core.vms.metadata import (
     plan_colocate,
     plan_metadata_set,
     plan_remote,
+    plan_uncolocate,
 )
 from vmconsole.core.vms.options import VmOptions
 from vmconsole.core.vms.update import UpdatePlan, plan_update, update_plan
@@ -51,6 +52,7 @@ __all__ = [
     "plan_remove",
     "plan_start",
     "plan_stop",
+    "plan_uncolocate",
     "plan_update",
     "update_plan",
 ]

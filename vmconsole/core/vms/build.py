@@ -54,6 +54,8 @@ def group_step(services: Services, work: str) -> Step:
         ctx.save()
         services.rbd.create_group(work)
         ctx.made(GROUPS_MADE, work)
+        if not naming.is_temporary(work):
+            forget_removed_vm(services, ctx, work)
 
     def remove(ctx: StepContext) -> None:
         if work not in ctx.data.get(GROUPS_MADE, []):
@@ -66,6 +68,20 @@ def group_step(services: Services, work: str) -> Step:
             services.rbd.remove_group(work)
 
     return Step(f"create RBD group {work}", create, remove, weight=0.2)
+
+
+def forget_removed_vm(services: Services, ctx: StepContext, vm: str) -> None:
+    """vmconsole's records of an earlier VM of this name (removed by another tool, which does not know
+    them): snapshot records and a retention policy would otherwise describe the new VM's snapshots."""
+    records = naming.snapshot_records_object(vm)
+    stale = sorted(services.rbd.omap_get(records))
+    if stale:
+        services.rbd.omap_remove(records, stale)
+    policy = services.rbd.omap_get(naming.POLICY_OBJECT, prefix=vm)
+    if vm in policy:
+        services.rbd.omap_remove(naming.POLICY_OBJECT, [vm])
+    if stale or vm in policy:
+        ctx.log(f"records of an earlier VM named {vm} (removed by another tool) forgotten")
 
 
 def record_image_intent(ctx: StepContext, image: str) -> None:

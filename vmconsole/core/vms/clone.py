@@ -65,7 +65,7 @@ class CloneSpec:
 
 
 def plan_clone(services: Services, spec: CloneSpec) -> Task:
-    src = validate.vm_name(spec.source, field="source")
+    src = validate.existing_vm_name(spec.source, field="source")
     dst = validate.vm_name(spec.name, field="name")
     if src == dst:
         raise ValidationError("the clone needs a name different from its source", field="name")
@@ -86,14 +86,9 @@ def plan_clone(services: Services, spec: CloneSpec) -> Task:
         raise ValidationError(f"{src} has no _base_xml metadata to build the clone from; give --xml", field="xml")
     base = domain_xml.check_base_xml(base_xml_text)
     base_xml = domain_xml.strip_uuid(etree.tostring(base, encoding="unicode"))
-    changes: dict[str, Any] = {
-        "remote_node": None,
-        "remote_node_address": None,
-        "remote_node_port": None,
-        "remote_node_timeout": None,
-        "crm_config_cmd": (),
-        "colocations": (),
-    }
+    # a clone inherits what vm_manager's clone inherits (its extra crm lines, its pacemaker-remote
+    # node, unknown `_` keys); vmconsole's own colocations name the source VM, so they stay behind
+    changes: dict[str, Any] = {"colocations": ()}
     if spec.clear_constraint:
         changes.update(pinned_host=None, preferred_host=None)
     for flag, name in (
@@ -123,7 +118,7 @@ def plan_clone(services: Services, spec: CloneSpec) -> Task:
     final_xml = build_final_xml(
         services, dst, base_xml, new_uuid, data_count, settings.disk_bus or "virtio", renamed_from=(src,)
     )
-    work = f"vmconsolenew{uuidlib.uuid4().hex[:8]}" if exists else dst
+    work = naming.temporary_vm("new") if exists else dst
 
     pairs = []
     for image in source_images:
@@ -135,7 +130,33 @@ def plan_clone(services: Services, spec: CloneSpec) -> Task:
                 pairs.append((image, naming.data_image(work, index)))
     sizes = {image: services.rbd.image_size(image) for image, _ in pairs}
     total = sum(sizes.values()) or 1
-    metadata = {"vm_name": dst, "xml": final_xml, "_base_xml": base_xml, **settings.to_metadata(), **user_meta}
+    inherited = {
+        k: v
+        for k, v in source_meta.items()
+        if k.startswith("_")
+        and k not in base_settings.managed_keys()
+        and not k.startswith("_vmconsole")
+        and k != "_base_xml"
+    }
+    metadata = {
+        "vm_name": dst,
+        "xml": final_xml,
+        "_base_xml": base_xml,
+        **inherited,
+        **settings.to_metadata(),
+        **user_meta,
+    }
+    inheritance: list[str] = []
+    if settings.remote_node:
+        inheritance.append(
+            f"the clone inherits {src}'s pacemaker-remote node {settings.remote_node!r}: two enabled VMs cannot"
+            f" carry one remote node (`vmconsole remote remove {dst}` or `remote add` with a new name)"
+        )
+    if settings.crm_config_cmd:
+        inheritance.append(
+            f"the clone inherits {src}'s extra crm lines, replayed when it is enabled: "
+            + "; ".join(settings.crm_config_cmd)
+        )
     stale = [k for k in source_meta if k.startswith("_") and k not in metadata and k != "_base_xml"]
     targets = [target for _, target in pairs]
     task_data: dict[str, Any] = {}
@@ -189,7 +210,7 @@ def plan_clone(services: Services, spec: CloneSpec) -> Task:
         description=f"{'linked ' if spec.linked else ''}clone {src} to {dst}",
         data=task_data,
         precheck=precheck,
-        warnings=tuple(domain_xml.host_reaching(final_xml)),
+        warnings=(*inheritance, *domain_xml.host_reaching(final_xml)),
         kept=kept_after_failure(dst, "clone"),
     )
 

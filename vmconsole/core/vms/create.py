@@ -4,7 +4,6 @@ in), and import a VM of this host's libvirt into the cluster (add-to-cluster).
 
 from __future__ import annotations
 
-import uuid as uuidlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -56,7 +55,7 @@ def _all_uuids(services: Services, exclude: set[str]) -> dict[str, str]:
     ids = services.rbd.image_ids()
     found: dict[str, str] = {}
     for vm in services.rbd.group_names():
-        if vm in exclude or vm.startswith("vmconsole"):
+        if vm in exclude or naming.is_temporary(vm):
             continue
         image_id = ids.get(naming.system_image(vm))
         if image_id is None:
@@ -199,7 +198,7 @@ def plan_create(services: Services, spec: CreateSpec) -> Task:
     metadata = {"vm_name": vm, "xml": final_xml, "_base_xml": base_xml, **settings.to_metadata(), **user_metadata}
 
     # --- the plan: build under a temporary name when replacing, swap at the end
-    work = f"vmconsolenew{uuidlib.uuid4().hex[:8]}" if exists else vm
+    work = naming.temporary_vm("new") if exists else vm
     images = work_images(work, len(data))
     total = system.virtual_size + sum(d.virtual_size for d in data)
     task_data: dict[str, object] = {}

@@ -13,9 +13,9 @@ from vmconsole.core.services import Services
 from vmconsole.core.steps import primitive_spec, require_vm
 from vmconsole.core.tasks import Step, StepContext, Task
 from vmconsole.core.vms.options import check_metadata
-from vmconsole.domain import naming, units, validate
+from vmconsole.domain import naming, units, validate, xmlsafe
 from vmconsole.domain.errors import ConflictError, NotFoundError, ValidationError
-from vmconsole.domain.primitive_builder import build_colocation
+from vmconsole.domain.primitive_builder import build_colocation, colocation_id
 from vmconsole.domain.settings import COLOCATIONS_KEY, Colocation, VmSettings, user_metadata
 
 
@@ -83,7 +83,7 @@ def colocation_settings(services: Services, vm: str, resources: Sequence[str], s
             hint="a VM must be enabled to be colocated with",
         )
     settings = VmSettings.from_metadata(services.rbd.metadata(naming.system_image(vm)))
-    colocation = Colocation(tuple(resources), strong)
+    colocation = Colocation(tuple(resources), strong, owner=vm)
     return settings.with_changes(
         colocations=(*[c for c in settings.colocations if c.resources != colocation.resources], colocation)
     )
@@ -123,6 +123,60 @@ def plan_colocate(services: Services, vm: str, resources: Sequence[str], strong:
             Step("add the colocation constraint", apply),
         ],
         description=f"colocate {vm}",
+    )
+
+
+def plan_uncolocate(services: Services, vm: str, resources: Sequence[str]) -> Task:
+    """Forget the VM's colocation with exactly these resources: out of its metadata and the CIB."""
+    require_vm(services, vm)
+    wanted = tuple(resources)
+    image = naming.system_image(vm)
+    before = services.rbd.metadata(image)
+    settings = VmSettings.from_metadata(before)
+    found = next((c for c in settings.colocations if c.resources == wanted), None)
+    if found is None:
+        kept = "; ".join(", ".join(c.resources) for c in settings.colocations) or "none"
+        raise NotFoundError(
+            f"{vm} has no colocation with {', '.join(wanted) or 'nothing'} (its colocations: {kept})",
+            field="resources",
+            reason="already_absent",
+        )
+    constraint_id = colocation_id(vm, found.resources, found.strong)
+    saved = {"xml": ""}
+
+    def unpersist(ctx: StepContext) -> None:
+        remaining = tuple(c for c in settings.colocations if c is not found)
+        services.rbd.metadata_set_many(image, settings.with_changes(colocations=remaining).to_metadata())
+        if not remaining:
+            services.rbd.metadata_remove(image, [COLOCATIONS_KEY])
+
+    def persist_again(ctx: StepContext) -> None:
+        if COLOCATIONS_KEY in before:
+            services.rbd.metadata_set_many(image, {COLOCATIONS_KEY: before[COLOCATIONS_KEY]})
+
+    def remove(ctx: StepContext) -> None:
+        fragment = xmlsafe.parse(services.pacemaker.vm_fragment(vm), what="the VM's constraints")
+        element = next((c for c in fragment.iterfind("constraints/*") if c.get("id") == constraint_id), None)
+        if element is None:
+            return
+        saved["xml"] = etree.tostring(element, encoding="unicode")
+        services.pacemaker.delete_constraint(constraint_id)
+
+    def add_again(ctx: StepContext) -> None:
+        if saved["xml"]:
+            services.pacemaker.modify_configuration(
+                f"<configuration><constraints>{saved['xml']}</constraints></configuration>"
+            )
+
+    return Task(
+        "uncolocate",
+        vm,
+        {"resources": list(wanted)},
+        [
+            Step("forget the colocation in the VM's metadata", unpersist, persist_again),
+            Step(f"remove the colocation constraint {constraint_id}", remove, add_again),
+        ],
+        description=f"stop colocating {vm} with {', '.join(wanted)}",
     )
 
 

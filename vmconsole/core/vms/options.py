@@ -55,6 +55,14 @@ def check_options(services: Services, options: VmOptions, base: VmSettings, node
         changes["preferred_host"] = validate.node_name(options.preferred_host, nodes, field="preferred_host")
         if not options.pinned_host:
             changes["pinned_host"] = None
+    observer = services.observer() if options.pinned_host or options.preferred_host else None
+    for host_field in ("pinned_host", "preferred_host"):
+        if observer and getattr(options, host_field) == observer:
+            raise ValidationError(
+                f"{observer} is the cluster's observer: it never runs VMs (every VM is banned from it)",
+                field=host_field,
+                hint=f"pick a hypervisor: {', '.join(n for n in nodes if n != observer) or 'none is online'}",
+            )
     if options.live_migration is not None:
         changes["live_migration"] = bool(options.live_migration)
     if options.migration_user is not None:

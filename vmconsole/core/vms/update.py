@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from vmconsole.core.services import Services
-from vmconsole.core.steps import START_WAIT, primitive_spec, remote_nodes, require_vm, stop_timeout
+from vmconsole.core.steps import START_WAIT, primitive_spec, remote_nodes, require_vm, run_crm_config_cmd, stop_timeout
 from vmconsole.core.tasks import Step, StepContext, Task
 from vmconsole.core.vms.create import build_final_xml
 from vmconsole.core.vms.options import VmOptions, check_metadata, check_options
@@ -127,7 +127,7 @@ def fingerprint(metadata: Mapping[str, str]) -> str:
 
 def _own_constraint_ids(services: Services, vm: str, settings: VmSettings, nodes: list[str]) -> set[str]:
     """The ids of the constraints vmconsole makes for the VM from these settings (nothing else is its)."""
-    spec = primitive_spec(services, vm, settings, start=True, remote_nodes=nodes)
+    spec = primitive_spec(services, vm, settings, start=True, remote_nodes=nodes, problems=[])
     return {str(c.get("id")) for c in build_constraints(spec)}
 
 
@@ -154,6 +154,12 @@ def plan_update(services: Services, plan: UpdatePlan) -> Task:
     def unwrite(ctx: StepContext) -> None:
         services.rbd.metadata_remove(image, [k for k in plan.new_metadata if k not in before])
         services.rbd.metadata_set_many(image, before)
+        # the restart's undo waits until here (this step's undo runs last): started any earlier, the VM
+        # would boot on the new definition, and its agent would write the new figures into the primitive
+        primitive = services.primitives().get(vm) if plan.restart else None
+        if primitive is not None and primitive.target_role == "Stopped":
+            services.pacemaker.set_target_role(vm, "Started")
+            services.wait_status(vm, {VmStatus.STARTED}, START_WAIT, tick=ctx.check_cancel)
 
     steps = [Step(f"write the new configuration of {vm}", write, unwrite, weight=0.3)]
     if plan.primitive_changed:
@@ -168,9 +174,17 @@ def plan_update(services: Services, plan: UpdatePlan) -> Task:
                 raise ConflictError(f"{vm} has no primitive to update")
             nodes = remote_nodes(services)
             old_ids = _own_constraint_ids(services, vm, old_settings, nodes)
+            problems: list[str] = []
             spec = primitive_spec(
-                services, vm, new_settings, start=(primitive.target_role or "Started") == "Started", remote_nodes=nodes
+                services,
+                vm,
+                new_settings,
+                start=(primitive.target_role or "Started") == "Started",
+                remote_nodes=nodes,
+                problems=problems,
             )
+            for problem in problems:
+                ctx.log(f"warning: {problem}")
             new_constraints = build_constraints(spec)
             saved_primitive, saved_constraints = services.pacemaker.vm_elements(vm, old_ids)
             ctx.data["saved_primitive"] = saved_primitive
@@ -180,11 +194,22 @@ def plan_update(services: Services, plan: UpdatePlan) -> Task:
             if not services.pacemaker.update_vm(vm, build_primitive(spec), old_ids, new_constraints):
                 raise ConflictError(f"{vm} has no primitive to update")
             ctx.data["primitive_rewritten"] = True
+            ctx.save()
+            # vm_manager's update is a disable and an enable: its stored crm lines run again
+            made = run_crm_config_cmd(services, vm, new_settings.crm_config_cmd, ctx)
+            ctx.data["added_constraints"] = sorted({*ctx.data["added_constraints"], *made})
+            ctx.save()
 
         def unrewrite(ctx: StepContext) -> None:
             if ctx.data.get("primitive_rewritten") and ctx.data.get("saved_primitive"):
+                # a VM the restart's undo stopped stays stopped until its old configuration is back
+                current = services.primitives().get(vm)
                 services.pacemaker.restore_vm(
-                    vm, ctx.data["saved_primitive"], set(ctx.data["added_constraints"]), ctx.data["saved_constraints"]
+                    vm,
+                    ctx.data["saved_primitive"],
+                    set(ctx.data["added_constraints"]),
+                    ctx.data["saved_constraints"],
+                    target_role="Stopped" if current is not None and current.target_role == "Stopped" else None,
                 )
 
         steps.append(Step("rewrite the Pacemaker primitive and constraints", rewrite, unrewrite))
@@ -200,12 +225,14 @@ def plan_update(services: Services, plan: UpdatePlan) -> Task:
             services.pacemaker.set_target_role(vm, "Started")
             services.wait_status(vm, {VmStatus.STARTED}, START_WAIT, tick=ctx.check_cancel)
 
-        def start_again(ctx: StepContext) -> None:
-            # the VM was running: after the configuration went back, it runs again on the old one
+        def stop_again(ctx: StepContext) -> None:
+            # stopped here, started again by the first step's undo once the old configuration is back
             if ctx.data.get("restarting") and vm in services.primitives():
-                services.pacemaker.set_target_role(vm, "Started")
+                services.pacemaker.set_target_role(vm, "Stopped")
+                services.wait_status(vm, {VmStatus.STOPPED}, stop_timeout(services, vm), fail_on=set())
+                services.wait_disks_released(vm, 30)
 
-        steps.append(Step(f"restart {vm} on its new definition", restart, start_again, weight=3))
+        steps.append(Step(f"restart {vm} on its new definition", restart, stop_again, weight=3))
 
     def done(ctx: StepContext) -> None:
         ctx.data["_summary"] = f"{vm} updated in place" + (" and restarted" if plan.restart else "")

@@ -19,10 +19,26 @@ def colocate(request: Request) -> None:
     name = vm.name
     candidates = sorted(v.name for v in state.vms if v.enabled and v.name != name) if state is not None else []
 
-    def planned(result: tuple[tuple[list[str], bool], Task] | None) -> None:
+    def planned(result: tuple[tuple[list[str], bool | None], Task] | None) -> None:
         if result is None:
             return
         (resources, strong), task = result
+        if strong is None:
+            confirm_plan(
+                app,
+                task,
+                PlanConfirmation(
+                    title=f"Remove a colocation of {text.safe(name)}",
+                    task_title=f"uncolocate {name} from {' '.join(resources)}",
+                    vm=name,
+                    label="Remove",
+                    intro=Text.assemble(
+                        "Stop keeping ", text.where(vm), " with ", text.plain(", ".join(resources), "bold")
+                    ),
+                    inline=True,
+                ),
+            )
+            return
         confirm_plan(
             app,
             task,

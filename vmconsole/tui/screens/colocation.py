@@ -34,7 +34,7 @@ def check_resources(value: str) -> tuple[list[str], str | None]:
     return resources, None
 
 
-class ColocationScreen(PlanningForm[tuple[list[str], bool]]):
+class ColocationScreen(PlanningForm[tuple[list[str], bool | None]]):
     HELP = """\
 ## Colocation
 
@@ -43,7 +43,8 @@ Keep the VM on the same node as other Pacemaker resources (VMs or not), space-se
 (score 700) it only prefers their node. The colocation is kept in the VM's metadata, so it comes
 back when the VM is enabled again. A colocation with the same resources replaces the previous one.
 
-Removing a colocation is not offered: the service layer (and the CLI) have no such operation yet.
+**Remove** forgets the colocation with exactly the resources typed (or the VM's only one when the field
+is empty): out of the VM's metadata and the CIB.
 """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel", id="form.cancel")]
@@ -87,6 +88,8 @@ Removing a colocation is not offered: the service layer (and the CLI) have no su
                 )
             with Horizontal(classes="form-buttons"):
                 yield Button("Cancel", id="cancel")
+                if current:
+                    yield Button("Remove…", id="remove", variant="warning")
                 yield Button("Review…", id="ok", variant="primary", disabled=True)
 
     def on_mount(self) -> None:
@@ -116,6 +119,23 @@ Removing a colocation is not offered: the service layer (and the CLI) have no su
         vm = self.vm.name
         self.plan_task(
             (resources, strong), lambda s: vms.plan_colocate(s, vm, resources, strong), f"plan the colocation of {vm}"
+        )
+
+    @on(Button.Pressed, "#remove")
+    def remove_colocation(self) -> None:
+        raw = self.query_one("#colocate-resources", Input).value
+        resources, error = check_resources(raw)
+        current = self.vm.settings.get("colocations") or []
+        if not raw.strip() and len(current) == 1:
+            resources, error = [str(r) for r in current[0].get("resources", [])], None
+        if error is not None:
+            widget = self.query_one("#colocate-error", Static)
+            widget.update(text.plain("type the resources of the colocation to remove"))
+            widget.display = True
+            return
+        vm = self.vm.name
+        self.plan_task(
+            (resources, None), lambda s: vms.plan_uncolocate(s, vm, resources), f"plan removing {vm}'s colocation"
         )
 
     @on(Button.Pressed, "#cancel")

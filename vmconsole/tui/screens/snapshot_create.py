@@ -23,11 +23,13 @@ class SnapshotCreateScreen(FormScreen[tuple[str, bool] | None]):
     HELP = """\
 ## Take a snapshot
 
-One snapshot of all the VM's disks at the same instant (an RBD group snapshot). With **freeze**,
-a running guest's filesystems are frozen for that instant (through the QEMU guest agent) so the
-snapshot is consistent; it is offered only when the guest has a qemu-guest-agent channel (without
-one the snapshot is crash-consistent, like pulling the plug). The name: ASCII letters, digits and
-`- _ . :`.
+One snapshot of all the VM's disks at the same instant: by default one RBD snapshot of that name on
+each disk, which vm_manager can list, purge and roll back (`[snapshots] kind = "group"`: an RBD group
+snapshot). With **freeze**, a running guest's filesystems are frozen for that instant (through the
+QEMU guest agent) so the snapshot is consistent; it is offered only when the guest has a
+qemu-guest-agent channel. Without one the snapshot is crash-consistent, like pulling the plug, and a
+running VM with several disks is paused while they are snapshotted (the result says for how long).
+The name: ASCII letters, digits and `- _ . :`.
 """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel", id="form.cancel")]

@@ -35,7 +35,8 @@ class ClusterPane(Widget, can_focus=True):
 ## Cluster pane
 
 Quorum, Ceph health (with its active checks) and every node: online, standby, maintenance,
-offline; **DC** marks the designated controller; after the node, the VMs it hosts now.
+offline; **DC** marks the designated controller, **(observer)** the observer (a member that keeps
+quorum and never runs VMs: every VM is banned from it); after the node, the VMs it hosts now.
 
 **up**/**down** (**j**/**k**) or a click select a node. **S** puts it in standby (drains it: its
 VMs move to other nodes, or stop when there is none; type the node name to confirm), **O** brings it

@@ -83,6 +83,8 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
         self.activity: dict[str, str] = {}  # VM -> what a task of this console is doing to it now
         self.failures: FailureBook = FailureBook()  # the console's book, set by the main screen
         self._failures_seen = -1
+        # name -> (the VmState, its newest snapshot's time, what else the row shows, the row)
+        self._row_cache: dict[str, tuple[VmState, datetime | None, tuple[object, ...], tuple[Text, ...]]] = {}
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
@@ -113,6 +115,8 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
         self._now = now
         self._vms = {vm.name: vm for vm in state.vms}
         self.marked &= set(self._vms)
+        for gone in set(self._row_cache) - set(self._vms):
+            del self._row_cache[gone]
         self._sync()
 
     def set_filter(self, vm_filter: VmFilter) -> None:
@@ -180,8 +184,33 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
         self.refresh()
 
     def _row(self, vm: VmState) -> tuple[Text, ...]:
-        """One row; every cell plain and left as it is in every row (no style that moves a column)."""
+        """The VM's row, built again only when something it shows changed: the VM (an unchanged VM is
+        the very same ``VmState`` from one read to the next), its mark, its task, its failure or an
+        age it shows. A refresh costs the main thread in proportion to what changed."""
         now = self._now or datetime.now().astimezone()
+        cached = self._row_cache.get(vm.name)
+        same_vm = cached is not None and cached[0] is vm
+        if cached is not None and same_vm:
+            latest_created = cached[1]
+        else:
+            latest = vm.latest_snapshot
+            latest_created = latest.created if latest else None
+        failure = None if vm.name in self.activity else self.failures.shown(vm)
+        key = (
+            vm.name in self.marked,
+            self.activity.get(vm.name),
+            failure,
+            text.age(latest_created, now),
+            text.age(failure.when, now) if failure is not None and failure.when is not None else None,
+        )
+        if cached is not None and same_vm and cached[2] == key:
+            return cached[3]
+        cells = self._build_row(vm, now)
+        self._row_cache[vm.name] = (vm, latest_created, key, cells)
+        return cells
+
+    def _build_row(self, vm: VmState, now: datetime) -> tuple[Text, ...]:
+        """One row; every cell plain and left as it is in every row (no style that moves a column)."""
         latest = vm.latest_snapshot
         return (
             Text(MARK if vm.name in self.marked else " ", style="bold cyan", end=""),
@@ -229,6 +258,8 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
             for name, cells in wanted.items():
                 if name in existing:
                     old = self._cells[name]
+                    if old is cells:
+                        continue  # the very row shown: nothing to compare
                     for column, before, after in zip(column_keys, old, cells, strict=True):
                         if before != after:
                             self.update_cell(name, column, after)
