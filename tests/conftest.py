@@ -42,14 +42,17 @@ KEEP = "VMCONSOLE_KEEP_LAB"  # =1: leave the lab this session started running
 
 @pytest.fixture(scope="session")
 def lab_lock() -> Iterator[None]:
-    """The machine's lab is driven by one test session at a time: the others wait here, and say so."""
+    """The machine's lab is driven by one test session at a time: the others wait here, and say so.
+    Sessions that only use a lab that is up (VMCONSOLE_REUSE_LAB=1) share it: their tests use names of
+    their own; a session that may bring the lab up or down waits until they are done."""
+    mode = fcntl.LOCK_SH if os.environ.get(REUSE) == "1" else fcntl.LOCK_EX
     LAB_LOCK.touch(exist_ok=True)
     with LAB_LOCK.open("r+") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
         except BlockingIOError:
             _log(f"waiting for the lab: another test session holds {LAB_LOCK}")
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(handle, mode)
         yield
 
 

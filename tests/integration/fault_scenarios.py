@@ -138,7 +138,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("update", _setup_vm(), _plan_update),
         Scenario(
             "snapshot-create",
-            _setup_vm(),
+            _setup_vm(data_disks=1),  # running, two disks, no guest agent: the paused path
             lambda services, lab, name: snapshots.plan_snapshot_create(services, name, "made"),
         ),
         Scenario("snapshot-remove", _setup_vm(enable=False), _plan_snapshot_remove),

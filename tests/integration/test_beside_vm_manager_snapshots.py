@@ -10,6 +10,8 @@ behaviour, not copied.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -411,3 +413,61 @@ def test_a_running_vm_is_paused_for_its_snapshot_and_the_pause_is_reported(
     with services.libvirt() as lv:
         assert lv.domain_state(vm_name) == "running" and lv.domain_state(other) == "running"
     assert vm_manager.list_snapshots(other) == ["both"]
+
+
+PARK_WHILE_PAUSED = """
+import sys, time
+from pathlib import Path
+from vmconsole import config
+from vmconsole.core import snapshots
+from vmconsole.core.services import Services
+
+services = Services(config.load_file(Path(sys.argv[1])))
+create = services.rbd.image_snap_create
+marker = Path(sys.argv[4])
+
+def park(image, snapshot):
+    create(image, snapshot)
+    marker.write_text("paused")
+    while True:
+        time.sleep(1)
+
+services.rbd.image_snap_create = park
+services.run(snapshots.plan_snapshot_create(services, sys.argv[2], sys.argv[3]))
+"""
+
+
+def test_a_vmconsole_killed_while_the_vm_is_paused_is_recovered(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str], lab_config: Config, tmp_path: Path
+) -> None:
+    """Killed between the pause and the resume: `recover --undo` resumes the VM and takes the partial
+    snapshot away; nothing of vm_manager's view is left behind."""
+    cleanup_vms.append(vm_name)
+    create_vm(services, lab, vm_name, data_disks=1)
+    marker = tmp_path / "parked"
+    assert lab_config.source is not None
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PARK_WHILE_PAUSED, str(lab_config.source), vm_name, "cut", str(marker)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the snapshot never started"
+            time.sleep(0.05)
+        with services.libvirt() as lv:
+            assert lv.domain_state(vm_name) == "paused"
+    finally:
+        proc.kill()
+        proc.wait(30)
+    (entry,) = [e for e in services.journal.entries() if e.get("vm") == vm_name]
+    result = cli(lab_config, "recover", str(entry["task"]), "--undo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"resumed {vm_name}" in result.stdout
+    with services.libvirt() as lv:
+        assert lv.domain_state(vm_name) == "running"
+    assert names(services, vm_name) == []
+    assert services.rbd.omap_get(naming.snapshot_records_object(vm_name)) == {}

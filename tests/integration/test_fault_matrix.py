@@ -222,7 +222,9 @@ def run_until_step(config: Config, scenario: str, name: str, index: int, marker:
     )
 
 
-@pytest.mark.parametrize("scenario", ["create", "deep-clone", "linked-clone", "rollback", "remove", "force-replace"])
+@pytest.mark.parametrize(
+    "scenario", ["create", "deep-clone", "linked-clone", "rollback", "remove", "force-replace", "snapshot-create"]
+)
 def test_a_kill_at_every_step_is_recovered(
     services: Services,
     lab: Lab,

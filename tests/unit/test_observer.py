@@ -12,7 +12,6 @@ import pytest
 from lxml import etree
 
 from vmconsole import config
-from vmconsole.backends import cib
 from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.domain.errors import ConfigError
 from vmconsole.domain.primitive_builder import PrimitiveSpec, build_constraints
@@ -97,17 +96,3 @@ def test_clearing_a_move_removes_only_the_vms_own_preference(recorded: tuple[Pac
     (argv,) = calls(log)
     assert "--clear" not in argv  # crm_resource --clear without --node drops every cli-ban of the VM too
     assert argv == ["--delete", "--xpath", "//constraints/rsc_location[@id='cli-prefer-vm1' and @rsc='vm1']"]
-
-
-def test_deleting_a_vm_can_keep_constraints_that_were_there_before() -> None:
-    before = (
-        "<cib epoch='4' num_updates='2'><configuration><resources><primitive id='vm1'/><primitive id='vm2'/>"
-        "</resources><constraints><rsc_location id='cli-ban-vm1-on-n3' rsc='vm1'/>"
-        "<rsc_location id='cli-prefer-vm1' rsc='vm1'/><rsc_location id='cli-ban-vm2-on-n3' rsc='vm2'/>"
-        "</constraints></configuration></cib>"
-    )
-    after = cib.without_vm(before, "vm1", keep={"cli-ban-vm1-on-n3"})
-    assert after is not None
-    root = etree.fromstring(after)
-    assert [p.get("id") for p in root.iter("primitive")] == ["vm2"]
-    assert [c.get("id") for c in root.iter("rsc_location")] == ["cli-ban-vm1-on-n3", "cli-ban-vm2-on-n3"]

@@ -243,11 +243,6 @@ class PacemakerClient:
         xpath = f"//constraints/*[@id={_xpath_literal(constraint_id)}]"
         self._run([self.config.cibadmin, "--delete", "--xpath", xpath])
 
-    def constraint_ids(self, vm: str) -> set[str]:
-        """The ids of the constraints that name the VM now (with or without its primitive)."""
-        fragment = xmlsafe.parse(self.vm_fragment(vm), what="the VM's constraints")
-        return {str(c.get("id")) for c in fragment.iterfind("constraints/*") if c.get("id")}
-
     def move(self, resource: str, node: str) -> None:
         """Ask Pacemaker to move (or live-migrate) a resource: adds (or moves) the cli-prefer constraint."""
         self._run([self.config.crm_resource, "--move", "--resource", resource, "--node", node])

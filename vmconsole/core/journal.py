@@ -11,6 +11,7 @@ import os
 import pwd
 import socket
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -257,6 +258,23 @@ class Journal:
         # the audit trail must not turn a finished operation into a failure
         with contextlib.suppress(VmConsoleError):
             self.session.omap_set(oid, {key: json.dumps(dict(record), default=str).encode()})
+
+    def audit(self, operation: str, vm: str | None, args: Mapping[str, Any], message: str) -> None:
+        """A history record of a change made outside a task (a lock broken, a policy set)."""
+        self.history_append(
+            {
+                "task": f"{operation}-{uuid.uuid4().hex[:8]}",
+                "operation": operation,
+                "vm": vm,
+                "args": dict(args),
+                "who": self.holder,
+                "started": now_iso(),
+                "finished": now_iso(),
+                "seconds": 0.0,
+                "result": "done",
+                "message": message,
+            }
+        )
 
     # ------------------------------------------------------------------ history
     def history_record(self, task: Task, outcome: str, seconds: float, message: str) -> dict[str, Any]:

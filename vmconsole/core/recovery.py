@@ -144,7 +144,14 @@ def break_lock(services: Services, vm: str, *, force: bool = False) -> list[str]
             "cannot see whether that process is alive",
             hint="check there, then use --force",
         )
-    return services.journal.break_lock(vm)
+    broken = services.journal.break_lock(vm)
+    services.journal.audit(
+        "lock-break",
+        vm,
+        {"holder": holder.get("holder"), "operation": holder.get("operation"), "force": force},
+        f"lock of {vm} broken (held by {holder.get('holder', 'unknown')} for {holder.get('operation', 'unknown')})",
+    )
+    return broken
 
 
 def _undo(services: Services, vm: str | None, operation: str, data: dict[str, Any], args: dict[str, Any]) -> list[str]:

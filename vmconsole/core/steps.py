@@ -9,7 +9,7 @@ primitive, image or group that existed before the task is never touched by its c
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -265,9 +265,6 @@ def enable_steps(
             ctx.log(f"warning: {vm}'s stored placement names {observer}, the observer, where it is banned")
         if vm in services.primitives():
             raise ConflictError(f"{vm} is already enabled (it has a Pacemaker primitive)")
-        # what named the VM before (constraints another tool left): its undo keeps them
-        ctx.data["constraints_before"] = sorted(services.pacemaker.constraint_ids(vm))
-        ctx.save()
         # with extra crm commands, the primitive comes unmanaged and is managed once they ran, as
         # vm_manager orders it: their constraints exist before Pacemaker may start the VM
         extra = [line for line in settings.crm_config_cmd if line.strip()]
@@ -284,9 +281,10 @@ def enable_steps(
         )
 
     def unapply(ctx: StepContext) -> None:
-        # only the primitive and constraints this step added: what another tool added is not ours to delete
+        # only the primitive this step added: one another tool added meanwhile is not ours to delete. What
+        # names the VM goes with it (nothing could before: Pacemaker refuses a reference to no resource)
         if ctx.data.get("enabled") and vm in services.primitives():
-            stop_and_delete(services, vm, ctx, keep=set(ctx.data.get("constraints_before", ())))
+            stop_and_delete(services, vm, ctx)
             ctx.data["enabled"] = False
 
     def wait_started(ctx: StepContext) -> None:
@@ -311,9 +309,8 @@ def stop_timeout(services: Services, vm: str) -> float:
     return duration_seconds(op.timeout if op else None, 30.0) + SETTLE_MARGIN
 
 
-def stop_and_delete(services: Services, vm: str, ctx: StepContext | None, *, keep: Collection[str] = ()) -> None:
-    """Stop the VM through Pacemaker, wait until its disks are released, then delete the primitive and
-    the constraints naming it (but those of ``keep``)."""
+def stop_and_delete(services: Services, vm: str, ctx: StepContext | None) -> None:
+    """Stop the VM through Pacemaker, wait until its disks are released, then delete the primitive."""
     tick = ctx.check_cancel if ctx else None
     status, _ = services.vm_status(vm)
     if status is VmStatus.FAILED:
@@ -321,7 +318,7 @@ def stop_and_delete(services: Services, vm: str, ctx: StepContext | None, *, kee
     services.pacemaker.set_target_role(vm, "Stopped")
     services.wait_status(vm, {VmStatus.STOPPED}, stop_timeout(services, vm), fail_on=set(), tick=tick)
     services.wait_disks_released(vm, 30.0, tick=tick)
-    services.pacemaker.delete_vm(vm, keep=keep)
+    services.pacemaker.delete_vm(vm)
 
 
 def disable_step(services: Services, vm: str, *, point_of_no_return: bool = False) -> Step:

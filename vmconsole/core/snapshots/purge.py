@@ -205,8 +205,11 @@ def set_policy(services: Services, vm: str, policy: RetentionPolicy) -> None:
     validate.count(policy.keep_daily, "keep_daily")
     if policy.keep_last == 0 and policy.keep_daily == 0:
         services.rbd.omap_remove(naming.POLICY_OBJECT, [vm])
+        message = f"retention policy of {vm} removed"
     else:
         services.rbd.omap_set(naming.POLICY_OBJECT, {vm: json.dumps(policy.to_json()).encode()})
+        message = f"retention policy of {vm}: keep the last {policy.keep_last}, the newest of {policy.keep_daily} days"
+    services.journal.audit("snapshot-policy", vm, policy.to_json(), message)
 
 
 def policies(services: Services) -> dict[str, RetentionPolicy]:

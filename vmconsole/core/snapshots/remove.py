@@ -12,7 +12,7 @@ from vmconsole.core.snapshots.records import (
     write_record,
 )
 from vmconsole.core.tasks import Step, StepContext, Task
-from vmconsole.domain.errors import ConflictError
+from vmconsole.domain.errors import ConflictError, NotFoundError
 from vmconsole.domain.model import Snapshot, VmState
 
 
@@ -64,7 +64,11 @@ def plan_snapshot_remove(services: Services, vm: str, name: str) -> Task:
 
 def _removable(services: Services, vm: str, name: str) -> Snapshot:
     state = vm_state(services, vm)
-    snap = find_snapshot(state, name)
+    try:
+        snap = find_snapshot(state, name)
+    except NotFoundError as exc:
+        exc.reason = "already_absent"  # the state asked for holds: Ansible reports it as ok
+        raise
     if snap.protected:
         raise ConflictError(
             f"snapshot {name!r} of {vm} is protected",

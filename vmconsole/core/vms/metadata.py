@@ -84,6 +84,10 @@ def colocation_settings(services: Services, vm: str, resources: Sequence[str], s
         )
     settings = VmSettings.from_metadata(services.rbd.metadata(naming.system_image(vm)))
     colocation = Colocation(tuple(resources), strong, owner=vm)
+    if any(c.resources == colocation.resources and c.strong == strong for c in settings.colocations):
+        raise ConflictError(
+            f"{vm} is colocated with {', '.join(resources)} already", field="resources", reason="already_colocated"
+        )
     return settings.with_changes(
         colocations=(*[c for c in settings.colocations if c.resources != colocation.resources], colocation)
     )
@@ -207,7 +211,7 @@ def plan_remote(
         primitive_spec(services, vm, new, start=False, remote_nodes=())  # validates the meta values
     else:
         if settings.remote_node is None:
-            raise ConflictError(f"{vm} carries no pacemaker-remote node")
+            raise ConflictError(f"{vm} carries no pacemaker-remote node", reason="already_absent")
         new = settings.with_changes(
             remote_node=None, remote_node_address=None, remote_node_port=None, remote_node_timeout=None
         )
