@@ -79,8 +79,8 @@ def _watch_gc() -> None:
 async def probe(config_path: Path, expected: int, idle: float, rounds: int) -> dict[str, Any]:
     _watch_gc()
     config = configuration.load_file(config_path)
+    result: dict[str, Any] = {"imports": time.perf_counter() - STARTED}
     app = VmConsoleApp(config, check_recovery=False)
-    result: dict[str, Any] = {}
     async with app.run_test(size=(160, 50)) as pilot:
         table = app.screen.query_one(VmTable)
         result["first_paint"] = time.perf_counter() - STARTED
@@ -115,7 +115,26 @@ async def probe(config_path: Path, expected: int, idle: float, rounds: int) -> d
         # idle: the console left on the main screen, refreshing by itself
         await asyncio.sleep(4)  # past any first-read catch-up
         cpu0, wall0 = time.process_time(), time.perf_counter()
+        reader = app.services.reader
+        counts = {"reads": 0, "whole": 0, "pacemaker": 0}
+        read_ceph, pacemaker_part = reader._read_ceph, reader.pacemaker_part
+
+        def counted_ceph(only: set[str] | None) -> Any:
+            counts["whole"] += 1
+            return read_ceph(only)
+
+        def counted_pacemaker() -> Any:
+            counts["reads"] += 1
+            before = reader._pacemaker_cache
+            part = pacemaker_part()
+            if reader._pacemaker_cache is not before:
+                counts["pacemaker"] += 1
+            return part
+
+        reader._read_ceph = counted_ceph  # type: ignore[method-assign]
+        reader.pacemaker_part = counted_pacemaker  # type: ignore[method-assign]
         await asyncio.sleep(idle)
+        result["idle_reads"] = counts
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         result["idle_cpu"] = {"seconds": wall, "cpu_seconds": cpu, "share_of_one_core": cpu / wall}
         result["refresh_interval"] = app.refresher.interval

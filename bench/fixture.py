@@ -49,6 +49,14 @@ SNAPSHOTS = 10
 DISK_BYTES = 64 << 20
 STARTED = 12  # the first VMs of every size are tiny guests really running
 BENCH_DIR = Path("/tmp/vmconsole-bench")
+# The VirtualDomain agent's monitor of a running guest (every 10 s) otherwise runs three crm_resource
+# queries, each fetching the whole CIB (1.3 MB with 500 primitives): a dozen running guests kept
+# pacemaker-based at half a core, slowing every CIB query of the shared lab (and of the benchmark).
+NO_UTILIZATION_UPDATES = {
+    "autoset_utilization_cpu": "false",
+    "autoset_utilization_host_memory": "false",
+    "autoset_utilization_hv_memory": "false",
+}
 SEED_WORKERS = 16
 
 
@@ -248,7 +256,7 @@ def set_primitives(lab_config: Config, size: int, *, wait: float = 900) -> float
                 name=vm,
                 xml_dir=str(BENCH_DIR / "xml"),
                 target_role="Started" if index < STARTED else "Stopped",
-                params={"force_stop": "true", "rbd_pool": POOL},
+                params={"force_stop": "true", "rbd_pool": POOL, **NO_UTILIZATION_UPDATES},
             )
             resources.append(build_primitive(spec))
         client.modify_configuration(etree.tostring(fragment, encoding="unicode"))

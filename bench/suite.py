@@ -265,7 +265,16 @@ def measure_console(size: int, config_path: Path, idle: float) -> None:
             emit(figure, size, why=f"the console probe failed: {why[0]}")
         return
     data = json.loads(result.stdout.strip().splitlines()[-1])
-    emit("console_first_paint", size, value=data["first_paint"], unit="s", target=0.5, meets=data["first_paint"] < 0.5)
+    emit(
+        "console_first_paint",
+        size,
+        value=data["first_paint"],
+        unit="s",
+        imports=data.get("imports"),
+        target=0.5,
+        meets=data["first_paint"] < 0.5,
+        note="from the process start: the interpreter and the imports (imports: their part) included",
+    )
     emit(
         "console_full_table",
         size,

@@ -109,6 +109,7 @@ def cleanup_vms(lab_config: configuration.Config) -> Iterator[list[str]]:
     names: list[str] = []
     yield names
     svc = Services(lab_config)
+    failures: list[str] = []
     try:
         for name in names:
             try:
@@ -118,7 +119,11 @@ def cleanup_vms(lab_config: configuration.Config) -> Iterator[list[str]]:
                         svc.pacemaker.delete_vm(name)
                         continue
                     svc.run(plan_remove(svc, name))
-            except Exception as exc:  # cleanup must not hide the test's own result
-                print(f"cleanup of {name} failed: {exc}", file=sys.stderr)
+            except Exception as exc:  # every name is tried; the failures are reported below
+                failures.append(f"{name}: {exc!r}")
     finally:
         svc.close()
+    if failures:
+        # an error at teardown, beside the test's own result (which it never hides): a VM left on the
+        # shared lab is a failure, not a line in a log nobody reads
+        pytest.fail("cleanup failed, VMs left on the lab: " + "; ".join(failures), pytrace=False)

@@ -22,13 +22,19 @@ from vmconsole.domain import naming
 from vmconsole.domain.errors import VmConsoleError
 from vmconsole.domain.model import VmStatus
 from vmconsole.lab.lab import Lab
+from vmconsole.lab.paths import default_dir
 from vmconsole.lab.seed import base_xml
 
 pytestmark = pytest.mark.lab
 
 
 def crm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["crm", *args], capture_output=True, text=True, timeout=120, check=check)
+    """crm as on a SEAPATH node: in the mount namespace of the lab's pacemaker, where the
+    ocf:seapath:VirtualDomain agent is (crmsh reads the agent's metadata to create a primitive)."""
+    state = Lab(default_dir()).state()
+    assert state is not None and state.pids.get("pacemakerd")
+    argv = ["nsenter", "-t", str(state.pids["pacemakerd"]), "-m", "crm", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=check)
 
 
 class VmManagerCrm:
@@ -155,7 +161,6 @@ def test_vmconsole_operates_a_vm_made_the_vm_manager_way(
             "_priority": "high",
             "_pacemaker_utilization": json.dumps({"cpu": "1.5", "hv_memory": "64"}),
             "_pacemaker_meta": json.dumps({"resource-stickiness": "100"}),
-            "_pacemaker_params": json.dumps({"force_stop": "true"}),
             "_crm_config_cmd": f"location loc-{vm}-pref {vm} 50: {node}",
             "_seapathcustom": "kept",
         },

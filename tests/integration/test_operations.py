@@ -147,13 +147,17 @@ def test_import_a_local_libvirt_domain(services: Services, lab: Lab, tmp_path: P
     expected = hashlib.sha256(raw.read_bytes()).hexdigest()
     try:
         services.run(vms.plan_import(services, name, options=vms.VmOptions(enable=False)))
+        # before the clean-up below could undefine it: the import itself removed the local definition
+        with services.libvirt() as lv:
+            assert lv.domain_xml(name) is None, "the local definition is gone after a successful import"
     finally:
         subprocess.run(
-            ["virsh", "-q", "-c", lab_config_uri(services), "undefine", name], check=False, capture_output=True
+            ["virsh", "-q", "-c", lab_config_uri(services), "undefine", name],
+            check=False,
+            capture_output=True,
+            timeout=60,
         )
     assert checksum(services, naming.system_image(name)) == expected
-    with services.libvirt() as lv:
-        assert lv.domain_xml(name) is None, "the local definition is gone after a successful import"
     assert services.vm(name).status is VmStatus.DISABLED
 
 

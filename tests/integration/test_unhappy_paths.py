@@ -161,7 +161,6 @@ def test_a_qcow2_keeping_its_data_in_a_host_file_is_refused_by_create(
     services: Services, lab: Lab, lab_config: Config, vm_name: str, qcow2_on_a_host_file: tuple[Path, Path]
 ) -> None:
     image, host_file = qcow2_on_a_host_file
-    before = (sorted(services.rbd.group_names()), sorted(services.rbd.image_ids()))
     with pytest.raises(ValidationError) as caught:
         vms.plan_create(services, make_spec(lab, vm_name, image=str(image)))
     assert caught.value.field == "image"
@@ -177,20 +176,23 @@ def test_a_qcow2_keeping_its_data_in_a_host_file_is_refused_by_create(
         xml.unlink()
     assert result.returncode == ValidationError.exit_code, result.stdout + result.stderr
     assert "another file" in result.stderr
-    assert (sorted(services.rbd.group_names()), sorted(services.rbd.image_ids())) == before
-    assert leftovers(services, vm_name) == []
+    assert leftovers(services, vm_name) == []  # nothing made (the lab is shared: only this VM's objects count)
 
 
 def test_a_qcow2_keeping_its_data_in_a_host_file_is_refused_by_import(
-    services: Services, lab: Lab, tmp_path: Path, vm_name: str, qcow2_on_a_host_file: tuple[Path, Path]
+    services: Services,
+    lab: Lab,
+    tmp_path: Path,
+    vm_name: str,
+    cleanup_vms: list[str],
+    qcow2_on_a_host_file: tuple[Path, Path],
 ) -> None:
     image, host_file = qcow2_on_a_host_file
     state = lab.state()
     assert state is not None
     uri = services.config.libvirt.uri
-    before = (sorted(services.rbd.group_names()), sorted(services.rbd.image_ids()))
-    # the domain says qcow2, and without a <driver type> the file's own header says so too
-    for driver in ("<driver name='qemu' type='qcow2'/>", ""):
+
+    def define(driver: str) -> None:
         xml = base_xml(lab, vm_name, state.domain_type).replace(
             EMULATOR,
             EMULATOR + f"<disk type='file' device='disk'>{driver}<source file='{image}'/>"
@@ -199,20 +201,35 @@ def test_a_qcow2_keeping_its_data_in_a_host_file_is_refused_by_import(
         domain_file = tmp_path / "domain.xml"
         domain_file.write_text(xml)
         subprocess.run(["virsh", "-q", "-c", uri, "define", str(domain_file)], check=True, timeout=60)
-        try:
-            with pytest.raises(ValidationError) as caught:
-                vms.plan_import(services, vm_name, options=vms.VmOptions(enable=False))
-            assert str(host_file) in caught.value.message, (driver, caught.value)
-            with services.libvirt() as lv:
-                assert lv.domain_xml(vm_name) is not None, "a refused import must leave the local domain defined"
-        finally:
-            subprocess.run(
-                ["virsh", "-q", "-c", uri, "undefine", vm_name], check=False, capture_output=True, timeout=60
-            )
+
+    def undefine() -> None:
+        subprocess.run(["virsh", "-q", "-c", uri, "undefine", vm_name], check=False, capture_output=True, timeout=60)
+
+    # the domain says qcow2: the image is read as qcow2, which points at a host file: refused, nothing made
+    define("<driver name='qemu' type='qcow2'/>")
+    try:
+        with pytest.raises(ValidationError) as caught:
+            vms.plan_import(services, vm_name, options=vms.VmOptions(enable=False))
+        assert caught.value.field == "image"
+        assert str(host_file) in caught.value.message and "another file" in caught.value.message
         with services.libvirt() as lv:
-            assert lv.domain_xml(vm_name) is None
-    assert (sorted(services.rbd.group_names()), sorted(services.rbd.image_ids())) == before
+            assert lv.domain_xml(vm_name) is not None, "a refused import must leave the local domain defined"
+    finally:
+        undefine()
     assert leftovers(services, vm_name) == []
+
+    # a domain without a <driver type> is raw to libvirt, so its guest sees the file's own bytes: the
+    # import reads exactly that, never the host file the qcow2 header names
+    cleanup_vms.append(vm_name)
+    define("")
+    try:
+        services.run(vms.plan_import(services, vm_name, options=vms.VmOptions(enable=False)))
+    finally:
+        undefine()
+    system = naming.system_image(vm_name)
+    imported = services.rbd.read(system, 0, services.rbd.image_size(system))
+    assert imported[: image.stat().st_size] == image.read_bytes()
+    assert b"host secret" not in imported
 
 
 # ---------------------------------------------------------------------------------------------- (c)
@@ -254,6 +271,34 @@ def test_two_sessions_creating_one_name_one_wins_the_other_is_refused(
     assert services.rbd.group_images(vm_name) == [naming.system_image(vm_name)]
     assert services.rbd.metadata(naming.system_image(vm_name))["vm_name"] == vm_name
     assert sorted(leftovers(services, vm_name)) == sorted([f"group {vm_name}", f"image {naming.system_image(vm_name)}"])
+
+
+def test_a_create_is_not_disturbed_by_another_vm_removed_meanwhile(
+    services: Services, lab: Lab, lab_config: Config, vm_name: str, cleanup_vms: list[str]
+) -> None:
+    """Seen on the shared lab: a create checks that its UUID is free by reading every VM's configuration;
+    another operator removing some VM between the listing and the read must not fail the create."""
+    gone = vm_name + "g"
+    cleanup_vms += [vm_name, gone]
+    create_vm(services, lab, gone, enable=False)
+    gone_id = services.rbd.image_ids()[naming.system_image(gone)]
+    task = vms.plan_create(services, make_spec(lab, vm_name, enable=False))
+    other = Services(lab_config)
+    read = services.rbd.header_metadata
+
+    def read_after_the_other_removed_it(image_id: str) -> dict[str, str]:
+        if image_id == gone_id and other.vm_exists(gone):
+            other.run(vms.plan_remove(other, gone))  # a real removal, by another session, right then
+        return read(image_id)
+
+    services.rbd.header_metadata = read_after_the_other_removed_it  # type: ignore[method-assign]
+    try:
+        services.run(task)
+    finally:
+        services.rbd.header_metadata = read  # type: ignore[method-assign]
+        other.close()
+    assert services.vm(vm_name).status is VmStatus.DISABLED
+    assert not services.vm_exists(gone) and leftovers(services, gone) == []
 
 
 def test_a_rollback_and_a_remove_racing_one_wins_the_other_is_refused(

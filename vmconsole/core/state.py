@@ -1,8 +1,10 @@
 """Gather the whole cluster into one immutable ``ClusterState``.
 
-One RADOS connection and one ``crm_mon`` (plus one CIB query) per refresh, Ceph and Pacemaker read
-at the same time, VMs read with bounded parallelism, and a deadline on everything: a backend that
-does not answer makes the state partial (with the reason), never makes the caller wait forever.
+One RADOS connection per process; Ceph and Pacemaker read at the same time, every VM's RBD headers
+in one batch of asynchronous reads (no image opened), Pacemaker asked only what changed since the last
+read (the CIB's version says), unchanged VMs kept as the very same ``VmState``; and a deadline on
+everything: a backend that does not answer makes the state partial (with the reason), never makes the
+caller wait forever.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ from vmconsole.domain.pacemaker_status import CrmMonSnapshot
 from vmconsole.domain.primitive import PrimitiveConfig
 from vmconsole.domain.settings import VmSettings, user_metadata
 from vmconsole.domain.status import derive_status_and_node, vm_manager_status
-
-READ_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -576,7 +576,7 @@ class StateReader:
         cached = self._vm_cache.get(vm)
         if cached is not None:
             (was_token, was_primitive, was_resource), state = cached
-            if was_token is token and was_primitive is primitive and was_resource == resource:
+            if was_token is token and was_primitive == primitive and was_resource == resource:
                 return state
         state = build_vm(vm, ceph, pcmk)
         self._vm_cache[vm] = ((token, primitive, resource), state)

@@ -178,7 +178,14 @@ def metadata_value(value: object, field: str = "value") -> str:
             f"the metadata value contains a NUL character at position {text.index(chr(0)) + 1}",
             field=field,
         )
-    size = len(text.encode("utf-8"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # a lone surrogate: an argv byte that was not UTF-8
+        raise ValidationError(
+            f"the metadata value contains {describe_char(text[exc.start])} at position {exc.start + 1},"
+            " which is not text (a byte that is not UTF-8?)",
+            field=field,
+        ) from exc
     if size > METADATA_VALUE_MAX_BYTES:
         raise ValidationError(
             f"the metadata value is {size} bytes; the maximum is {METADATA_VALUE_MAX_BYTES} (64 KiB)",
@@ -435,7 +442,11 @@ def parse_datetime(text: object, tz: tzinfo | None = None, *, field: str = "befo
     if tz is not None:
         return ParsedDatetime(naive.replace(tzinfo=tz), assumed_local=True)
     # astimezone() on a naive datetime reads it as system local time, daylight saving included.
-    return ParsedDatetime(naive.astimezone(), assumed_local=True)
+    try:
+        local = naive.astimezone()
+    except (ValueError, OverflowError, OSError) as exc:  # the first or last day of the calendar
+        raise _garbage(raw, field, str(exc)) from exc
+    return ParsedDatetime(local, assumed_local=True)
 
 
 def not_in_future(when: datetime, now: datetime | None = None, *, field: str = "before") -> datetime:

@@ -18,7 +18,12 @@ _PARSER = etree.XMLParser(
 
 def parse(text: str | bytes, *, what: str = "XML", field: str | None = None) -> etree._Element:
     """Parse untrusted XML. A DOCTYPE (the carrier of entities and external references) is refused."""
-    data = text.encode() if isinstance(text, str) else text
+    try:
+        data = text.encode() if isinstance(text, str) else text
+    except UnicodeEncodeError as exc:  # a lone surrogate: bytes that were not UTF-8, decoded leniently
+        raise ValidationError(
+            f"{what} is not text: U+{ord(exc.object[exc.start]):04X} at position {exc.start + 1}", field=field
+        ) from exc
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise ValidationError(f"{what} declares a DOCTYPE or entities, which vmconsole never resolves", field=field)
     try:

@@ -209,7 +209,7 @@ def down(paths: LabPaths, state: LabState, log: Log) -> None:
     # pacemakerd stops every resource (the VMs) before it exits
     for daemon, timeout in (("pacemakerd", 60.0), ("corosync", 15.0)):
         pid = state.pids.get(daemon)
-        if pid and procs.matches(pid, daemon):
+        if pid and procs.is_daemon(pid, daemon):
             seconds = procs.stop(pid, timeout=timeout)
             log(f"{daemon} (pid {pid}) stopped in {seconds:.1f} s")
         state.pids.pop(daemon, None)

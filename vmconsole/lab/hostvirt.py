@@ -148,6 +148,6 @@ def down(paths: LabPaths, state: LabState, vm_names: set[str], log: Log) -> None
             virsh("secret-undefine", state.secret_uuid, check=False)
     for daemon, ours in (("libvirtd", state.libvirtd_ours), ("virtlogd", state.virtlogd_ours)):
         pid = procs.read_pidfile(paths.libvirt / f"{daemon}.pid")
-        if ours and procs.matches(pid, daemon) and pid:
+        if ours and procs.is_daemon(pid, daemon) and pid:
             seconds = procs.stop(pid, timeout=10)
             log(f"{daemon} (pid {pid}) stopped in {seconds:.1f} s")

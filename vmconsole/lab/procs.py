@@ -41,6 +41,20 @@ def matches(pid: int | None, needle: str) -> bool:
     return pid is not None and alive(pid) and any(needle in part for part in cmdline(pid))
 
 
+def is_daemon(pid: int | None, name: str) -> bool:
+    """True when ``pid`` is alive and is the daemon ``name`` itself (its program is ``name``), or the
+    lab's launcher on its way to exec it (``python -m vmconsole.lab.nsinit ... -- name``). A process
+    that only mentions the name (a ``tail -f`` of its log that reused a recorded PID) is not it."""
+    if pid is None or not alive(pid):
+        return False
+    argv = cmdline(pid)
+    if not argv:
+        return False
+    if os.path.basename(argv[0]) == name:
+        return True
+    return "vmconsole.lab.nsinit" in argv and name in (os.path.basename(part) for part in argv)
+
+
 def read_pidfile(path: Path) -> int | None:
     try:
         text = path.read_text().strip()

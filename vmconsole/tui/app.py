@@ -112,7 +112,7 @@ class VmConsoleApp(App[int]):
             on_change=self._tick,
             probes=probes if probes is not None else ({} if injected else self._backend_probes()),
         )
-        self.lifecycle = LifecycleWatch(self, config.libvirt.uri, nudge=self.refresher.refresh_now)
+        self.lifecycle = LifecycleWatch(self, config.libvirt.uri, nudge=self.refresher.nudge)
         self.launcher = TaskLauncher(self, on_change=self._tick)
 
     # ------------------------------------------------------------------------------------ what screens read

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import threading
@@ -42,6 +43,33 @@ NUDGE_EVERY = 0.5  # libvirt events nudge the refresh at most this often (second
 # with snapshots and configuration, not with a VM's state; Pacemaker's part is checked every time.
 CEPH_EVERY = 3
 logger = logging.getLogger(__name__)
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """At most ``arenas`` glibc malloc arenas for the threads created from now on (the refresh
+    workers, librados'): each thread otherwise gets an arena of its own that keeps what it freed,
+    14 MB of resident memory for nothing at 500 VMs. No-op off glibc."""
+    with contextlib.suppress(AttributeError):
+        if _LIBC is not None:
+            _LIBC.mallopt(-8, arenas)  # M_ARENA_MAX
+
+
+def release_freed_memory() -> None:
+    """Give the memory a read freed back to the system (a read's garbage is megabytes on a large
+    cluster; glibc otherwise keeps it for later). No-op off glibc."""
+    with contextlib.suppress(AttributeError):
+        if _LIBC is not None:
+            _LIBC.malloc_trim(0)
 
 
 @dataclass(frozen=True)
@@ -100,11 +128,17 @@ class Refresher:
         self._asked = True  # the next read was asked for (not the timer's): a whole one
         self._reads = 0
         self._ceph_max_age = 0.0
+        limit_malloc_arenas()
 
     def refresh_now(self) -> None:
         """Read the cluster now (or right after the read in flight): never two reads at once. Asked
         for (a key, a finished task, a libvirt event), the read is a whole one, Ceph's headers too."""
         self._asked = True
+        self._start_read()
+
+    def nudge(self) -> None:
+        """Read soon because a VM's state changed (a libvirt lifecycle event): Pacemaker's part at once,
+        Ceph's headers on their own cadence (a domain starting or stopping changes none of them)."""
         self._start_read()
 
     @property
@@ -147,6 +181,7 @@ class Refresher:
             return abandonable(self._read)
         finally:
             self.last_read_seconds = time.monotonic() - started
+            release_freed_memory()
 
     def worker_changed(self, worker: Worker[Any], state: WorkerState) -> None:
         if state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
@@ -170,7 +205,7 @@ class Refresher:
         self.next_delay = min(delay, max(MAX_INTERVAL, self.interval))
         if self.nudged:
             self.nudged = False
-            self.refresh_now()
+            self._start_read()  # whole when it was asked for (``_asked`` says)
         elif self.auto:
             self._timer = self.app.set_timer(self.next_delay, self._start_read, name="refresh")
 

@@ -60,7 +60,10 @@ def _all_uuids(services: Services, exclude: set[str]) -> dict[str, str]:
         image_id = ids.get(naming.system_image(vm))
         if image_id is None:
             continue
-        xml = services.rbd.header_metadata(image_id).get("xml")
+        try:
+            xml = services.rbd.header_metadata(image_id).get("xml")
+        except NotFoundError:
+            continue  # removed since the listing (another operator's remove): it holds no UUID now
         if not xml:
             continue
         try:
