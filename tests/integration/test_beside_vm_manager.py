@@ -166,10 +166,9 @@ def test_vmconsole_operates_a_vm_made_the_vm_manager_way(
         },
     )
     VmManagerCrm.enable(services, vm)
-    crm("configure", "location", f"other-{vm}", vm, "-100:", "nosuchnode")  # another tool's constraint
 
     # listed and read as vm_manager reads it
-    listed = {v["name"]: v for v in cli_json(lab_config, "vm", "list")}
+    listed = {v["name"]: v for v in cli_json(lab_config, "vm", "list")["vms"]}
     assert listed[vm]["status"] == "Stopped"
     detail = cli_json(lab_config, "vm", "status", vm)
     assert detail["vm_manager_status"] == VmManagerCrm.status(services, vm) == "Stopped (disabled)"
@@ -185,6 +184,7 @@ def test_vmconsole_operates_a_vm_made_the_vm_manager_way(
     assert f"loc-{vm}-pref" in constraint_ids()
 
     # an update keeps what other tools made and replays the stored crm line
+    crm("configure", "location", f"other-{vm}", vm, "-100:", "nosuchnode")  # another tool's constraint
     plan = vms.update_plan(services, vm, options=vms.VmOptions(stop_timeout="45"))
     services.run(vms.plan_update(services, plan))
     ids = constraint_ids()
@@ -199,7 +199,7 @@ def test_vmconsole_operates_a_vm_made_the_vm_manager_way(
 
     # a name vm_manager accepts (a leading digit) is listed and operable; only enabling it is refused
     make_the_vm_manager_way(services, lab, digit_vm, {})
-    assert digit_vm in {v["name"] for v in cli_json(lab_config, "vm", "list")}
+    assert digit_vm in {v["name"] for v in cli_json(lab_config, "vm", "list")["vms"]}
     assert services.vm(digit_vm).status is VmStatus.DISABLED
     services.run(snapshots.plan_snapshot_create(services, digit_vm, "before"))
     assert "before" in {s.name for s in services.vm(digit_vm).snapshots}

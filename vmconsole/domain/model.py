@@ -98,8 +98,9 @@ class Disk:
 class Snapshot:
     """A snapshot of a VM, as one unit whatever the number of disks it spans.
 
-    ``kind`` is "group" for an RBD group snapshot (what vmconsole makes: all disks at one instant)
-    and "image" for per-image snapshots of the same name on each disk (what vm_manager makes).
+    ``kind`` is "image" for per-image snapshots of the same name on each disk (what vm_manager makes,
+    and vmconsole by default, all disks at one instant) and "group" for an RBD group snapshot (what
+    vmconsole makes with ``[snapshots] kind = "group"``; vm_manager cannot use those).
     """
 
     name: str

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -299,6 +299,10 @@ def plan_rollback_undo(services: Services, vm: str) -> Task:
     if not last or not last.get("safety"):
         raise ConflictError(f"{vm} has no rollback to undo (no safety snapshot recorded)")
     plan = rollback_plan(services, vm, last["safety"], safety=False)
+    if last.get("previous_status") == VmStatus.STARTED.value and plan.enabled and not plan.restart_after:
+        # the rollback being undone left it stopped or failed (its restart failed): the undo returns
+        # it to the state before that rollback, running
+        plan = replace(plan, restart_after=True)
     task = plan_rollback(services, plan)
     task.operation = "snapshot-rollback-undo"
     task.description = f"undo the rollback of {vm} (return to {last['safety']})"

@@ -98,8 +98,9 @@ def check_options(services: Services, options: VmOptions, base: VmSettings, node
         check_crm_config_cmd(options.crm_config_cmd)
         changes["crm_config_cmd"] = tuple(options.crm_config_cmd)
     merged = base.with_changes(**changes)
-    # the final primitive must be valid too (reserved meta, utilization integers...)
-    primitive_spec(services, "probe", merged, start=False, remote_nodes=())
+    # what is asked now must make a valid primitive (reserved meta, utilization integers...); stored
+    # values another tool accepted are left out with a warning where the primitive is built instead
+    primitive_spec(services, "probe", VmSettings().with_changes(**changes), start=False, remote_nodes=())
     return merged
 
 

@@ -34,7 +34,7 @@ def timeline(snapshots: tuple[Snapshot, ...]) -> list[Snapshot]:
 def snapshot_flags(snap: Snapshot, *, safety: bool = False) -> Text:
     """Flags after the name: only what differs from a plain group snapshot."""
     flags = Text(end="")
-    if snap.kind != "group":
+    if snap.kind == "group":  # the default kind goes unsaid; the one vm_manager cannot use is marked
         flags.append(f" {snap.kind}", style="dim")
     if snap.protected:
         flags.append(" protected", style="bold cyan")
