@@ -24,7 +24,7 @@ import rados
 import rbd
 
 from tests.integration.helpers import checksum, cli, cli_json, create_vm, write_pattern
-from vmconsole.config import Config, SnapshotsSection
+from vmconsole.config import Config, SnapshotsSection, render_toml
 from vmconsole.core import snapshots
 from vmconsole.core.services import Services
 from vmconsole.domain import naming
@@ -175,9 +175,10 @@ def group_config(lab_config: Config, tmp_path: Path) -> Config:
     """The lab's configuration with ``[snapshots] kind = "group"``, and a file of it for the CLI."""
     assert lab_config.source is not None
     path = tmp_path / "group.toml"
-    path.write_text(lab_config.source.read_text() + '\n[snapshots]\nkind = "group"\n')
+    grouped = replace(lab_config, snapshots=SnapshotsSection(kind="group"), source=path)
+    path.write_text(render_toml(grouped))
     path.chmod(0o600)
-    return replace(lab_config, snapshots=SnapshotsSection(kind="group"), source=path)
+    return grouped
 
 
 # ------------------------------------------------------------------------------------------ vm_manager on vmconsole's

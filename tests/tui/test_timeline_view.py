@@ -139,7 +139,7 @@ def test_the_snapshot_pane_is_a_tree_with_clones_and_the_undo_point(make_app: An
         pane.show_vm(app.state.vm("db1"), tui_sample.NOW)
         await pilot.pause()
         labels = [pane.get_row_at(i)[0].plain for i in range(pane.row_count)]
-        assert labels[0].startswith("├─○ before-upgrade protected")
+        assert labels[0].startswith("├─○ before-upgrade group protected")
         assert labels[1].startswith("│   └─⧉ db2 linked clone") and labels[2].startswith("│   └─⧉ db3")
         assert "↺ undo point" in labels[4] and labels[-1] == "└─● NOW"
         pane.move_cursor(row=1)

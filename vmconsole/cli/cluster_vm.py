@@ -497,7 +497,7 @@ def _define_colocation(r: Runner, params: Mapping[str, Any]) -> Outcome:
     # validates the names and that the resources exist, even when nothing is to be done
     vms.colocation_settings(r.services, name, resources, strong)
     recorded = r.services.vm(name).settings.get("colocations") or []
-    if any({"resources": c.get("resources"), "strong": c.get("strong")} == wanted for c in recorded):
+    if any(list(c.get("resources") or []) == wanted["resources"] and bool(c.get("strong")) == strong for c in recorded):
         return Outcome(False, f"{name} is colocated with {', '.join(resources)} already", {"reason": "already_defined"})
     return r.task(lambda: vms.plan_colocate(r.services, name, resources, strong))
 

@@ -84,10 +84,6 @@ def colocation_settings(services: Services, vm: str, resources: Sequence[str], s
         )
     settings = VmSettings.from_metadata(services.rbd.metadata(naming.system_image(vm)))
     colocation = Colocation(tuple(resources), strong, owner=vm)
-    if any(c.resources == colocation.resources and c.strong == strong for c in settings.colocations):
-        raise ConflictError(
-            f"{vm} is colocated with {', '.join(resources)} already", field="resources", reason="already_colocated"
-        )
     return settings.with_changes(
         colocations=(*[c for c in settings.colocations if c.resources != colocation.resources], colocation)
     )
@@ -98,6 +94,11 @@ def plan_colocate(services: Services, vm: str, resources: Sequence[str], strong:
     settings = colocation_settings(services, vm, resources, strong)
     image = naming.system_image(vm)
     before = services.rbd.metadata(image)
+    recorded = VmSettings.from_metadata(before).colocations
+    if any(c.resources == tuple(resources) and c.strong == strong for c in recorded):
+        raise ConflictError(
+            f"{vm} is colocated with {', '.join(resources)} already", field="resources", reason="already_colocated"
+        )
 
     def persist(ctx: StepContext) -> None:
         services.rbd.metadata_set_many(image, settings.to_metadata())
