@@ -70,7 +70,7 @@ def primitive_spec(
         "pinned_host": settings.pinned_host,
         "preferred_host": settings.preferred_host,
         "banned_hosts": banned_nodes(services, settings, remote_nodes),
-        "colocations": _existing_colocations(services, vm, settings),
+        "colocations": _existing_colocations(services, vm, settings, problems),
     }
     if problems is None:
         return PrimitiveSpec(**values)
@@ -116,16 +116,25 @@ def _usable_spec(values: dict[str, Any], problems: list[str]) -> PrimitiveSpec:
     return PrimitiveSpec(**values)
 
 
-def _existing_colocations(services: Services, vm: str, settings: VmSettings) -> tuple[ColocationSpec, ...]:
-    """The VM's stored colocations, each with the resources that still exist: Pacemaker refuses a
-    reference to a removed resource, and a removed partner must not keep the VM from being enabled.
-    One another VM made (its key copied by vm_manager's clone) is not this VM's."""
+def _existing_colocations(
+    services: Services, vm: str, settings: VmSettings, problems: list[str] | None
+) -> tuple[ColocationSpec, ...]:
+    """The VM's stored colocations whose resources all exist: Pacemaker refuses a reference to a
+    removed resource, and a removed partner must not keep the VM from being enabled (the one rule for
+    enable, update and every other path, so a colocation's id is the same everywhere). One another VM
+    made (its key copied by vm_manager's clone) is not this VM's."""
     own = [c for c in settings.colocations if c.owner in (None, vm)]
     if not own:
         return ()
     known = services.pacemaker.resource_ids()
-    kept = (tuple(r for r in c.resources if r in known) for c in own)
-    return tuple(ColocationSpec(resources, c.strong) for c, resources in zip(own, kept, strict=True) if resources)
+    kept = tuple(ColocationSpec(c.resources, c.strong) for c in own if all(r in known for r in c.resources))
+    if problems is not None:
+        problems += [
+            f"colocation with {', '.join(c.resources)} not applied: no such resource now"
+            for c in own
+            if not all(r in known for r in c.resources)
+        ]
+    return kept
 
 
 def banned_nodes(services: Services, settings: VmSettings, remote_nodes: Sequence[str]) -> tuple[str, ...]:
@@ -248,12 +257,6 @@ def enable_steps(
         metadata = services.rbd.metadata(naming.system_image(vm))
         settings = VmSettings.from_metadata(metadata)
         check_crm_config_cmd(settings.crm_config_cmd, field="_crm_config_cmd")
-        if settings.colocations:
-            known = services.pacemaker.resource_ids()
-            kept = tuple(c for c in settings.colocations if all(r in known for r in c.resources))
-            for dropped in set(settings.colocations) - set(kept):
-                ctx.log(f"colocation with {', '.join(dropped.resources)} not applied: no such resource now")
-            settings = settings.with_changes(colocations=kept)
         problems: list[str] = []
         spec = primitive_spec(
             services, vm, settings, start=start, remote_nodes=remote_nodes(services), problems=problems
