@@ -69,8 +69,8 @@ def checksum(services: Services, image: str) -> str:
     size = services.rbd.image_size(image)
     digest = hashlib.sha256()
     step = 4 << 20
-    for offset in range(0, size, step):
-        digest.update(services.rbd.read(image, offset, min(step, size - offset)))
+    for chunk in services.rbd.read_ranges(image, [(o, min(step, size - o)) for o in range(0, size, step)]):
+        digest.update(chunk)
     return digest.hexdigest()
 
 

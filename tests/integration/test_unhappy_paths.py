@@ -49,8 +49,8 @@ def snapshot_checksum(services: Services, image: str, snapshot: str) -> str:
     size = services.rbd.image_size(image)
     digest = hashlib.sha256()
     step = 4 << 20
-    for offset in range(0, size, step):
-        digest.update(services.rbd.read(image, offset, min(step, size - offset), snapshot=snapshot))
+    for chunk in services.rbd.read_ranges(image, [(o, min(step, size - o)) for o in range(0, size, step)], snapshot):
+        digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -80,6 +80,17 @@ def test_node_flags_precedence_unclean_and_remote() -> None:
     assert snap.remote_nodes == ("rn1",)
 
 
+def test_a_joining_node_is_pending_not_standby() -> None:
+    # as crm_mon prints a node whose controller has not joined yet (it flags it standby too)
+    text = wrap(
+        "<nodes>"
+        '<node name="n1" id="1" online="true" standby="true" standby_onfail="false" maintenance="false"'
+        ' pending="true" unclean="false" is_dc="false" resources_running="0" type="member"/>'
+        "</nodes>"
+    )
+    assert [n.status for n in parse_crm_mon(text).nodes] == [NodeStatus.PENDING]
+
+
 def test_no_dc_means_quorum_unknown() -> None:
     snap = parse_crm_mon(wrap("", summary='<current_dc present="false"/>'))
     assert snap.dc is None

@@ -79,11 +79,15 @@ def _check_status(root: etree._Element) -> None:
 
 
 def _node_status(element: etree._Element) -> NodeStatus:
-    """Unclean first (it needs fencing), then offline, maintenance, standby, online."""
+    """Unclean first (it needs fencing), then offline, pending, maintenance, standby, online.
+
+    Pacemaker also reports a joining node as standby; it is shown as pending, for it is no one's choice."""
     if flag(element, "unclean"):
         return NodeStatus.UNCLEAN
     if not flag(element, "online"):
         return NodeStatus.OFFLINE
+    if flag(element, "pending"):
+        return NodeStatus.PENDING
     if flag(element, "maintenance"):
         return NodeStatus.MAINTENANCE
     if flag(element, "standby") or flag(element, "standby_onfail"):

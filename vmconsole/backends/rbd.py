@@ -375,6 +375,15 @@ class RbdSession:
         ):
             return bytes(image.read(offset, length))
 
+    def read_ranges(self, name: str, ranges: list[tuple[int, int]], snapshot: str | None = None) -> Iterator[bytes]:
+        """Several ``(offset, length)`` reads through one open of the image, one chunk at a time."""
+        with (
+            translated(f"reading image {name}"),
+            rbd.Image(self.ioctx, name, snapshot=snapshot, read_only=True) as image,
+        ):
+            for offset, length in ranges:
+                yield bytes(image.read(offset, length))
+
     def image_size(self, name: str) -> int:
         with translated(f"reading image {name}"), rbd.Image(self.ioctx, name, read_only=True) as image:
             return int(image.size())

@@ -35,6 +35,7 @@ class VmStatus(enum.StrEnum):
 
 class NodeStatus(enum.StrEnum):
     ONLINE = "online"
+    PENDING = "pending"  # a member still joining: not ready to run resources yet
     STANDBY = "standby"
     MAINTENANCE = "maintenance"
     OFFLINE = "offline"

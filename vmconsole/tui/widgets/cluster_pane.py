@@ -22,6 +22,7 @@ from vmconsole.tui.actions import NODE_ACTIONS
 
 NODE_STYLES = {
     NodeStatus.ONLINE: "green",
+    NodeStatus.PENDING: "yellow",
     NodeStatus.STANDBY: "yellow",
     NodeStatus.MAINTENANCE: "yellow",
     NodeStatus.OFFLINE: "red",
