@@ -96,3 +96,50 @@ def test_an_omap_larger_than_one_osd_read_comes_back_whole(lab_config: Config, v
             assert session.omap_get(oid, prefix="0012") == {k: v for k, v in entries.items() if k.startswith("0012")}
         finally:
             session.ioctx.remove_object(oid)
+
+
+CLOSE_WHILE_READING = """
+import sys, threading
+from pathlib import Path
+from vmconsole import config as configuration
+from vmconsole.backends.rbd import RbdSession
+from vmconsole.domain.errors import BackendError
+
+session = RbdSession(configuration.load_file(Path(sys.argv[1])).ceph)
+outcome = []
+
+def keep_reading():
+    try:
+        while True:
+            session.group_names()
+            session.omap_get("vmconsole_history_probe")
+    except BackendError as exc:
+        outcome.append(str(exc))
+
+readers = [threading.Thread(target=keep_reading) for _ in range(3)]
+for reader in readers:
+    reader.start()
+threading.Event().wait(0.5)
+session.close()
+for reader in readers:
+    reader.join(10)
+print(outcome)
+"""
+
+
+def test_closing_the_connection_under_running_reads_refuses_them_and_never_aborts(lab_config: Config) -> None:
+    # librados aborts the process on a call made on a shut-down connection (the console quitting
+    # during a refresh did): close waits for the calls in flight and refuses the later ones
+    import subprocess
+    import sys
+
+    assert lab_config.source is not None
+    for _ in range(5):
+        result = subprocess.run(
+            [sys.executable, "-c", CLOSE_WHILE_READING, str(lab_config.source)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.strip() == str(["ceph: the connection to the cluster is closed"] * 3), result.stdout

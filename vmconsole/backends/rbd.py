@@ -7,6 +7,7 @@ layout, snapshots, and the small RADOS objects of vmconsole's own (locks, journa
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import threading
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import rados
 import rbd
@@ -26,6 +27,7 @@ from vmconsole.config import CephSection
 from vmconsole.domain.errors import BackendError, BackendTimeout, ConfigError, ConflictError, NotFoundError
 
 T = TypeVar("T")
+P = ParamSpec("P")
 BACKEND = "ceph"
 # Entries asked per omap read (an OSD's per-request cap is 1024 by default), and the count from which
 # a batched read is read again page by page because it may have been cut.
@@ -33,6 +35,21 @@ OMAP_PAGE = 1024
 OMAP_FOLLOW_UP = 128
 GROUP_SNAPSHOT_PREFIX = ".group."
 _DEEP_COPY_PROGRESS = re.compile(rb"(\d+)% complete")  # how a group snapshot shows up on each member image
+
+
+# How long closing waits for calls still running in other threads before it gives up on the connection
+CLOSE_WAIT = 5.0
+
+
+def _uses_connection(method: Callable[Concatenate[RbdSession, P], T]) -> Callable[Concatenate[RbdSession, P], T]:
+    """Counts the call as one in flight on the connection, which ``close`` then waits for."""
+
+    def call(self: RbdSession, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self.in_use():
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(call, method)
+    return call
 
 
 @dataclass(frozen=True)
@@ -97,6 +114,9 @@ class RbdSession:
 
     def __init__(self, config: CephSection) -> None:
         self.config = config
+        self._calls = threading.Condition()
+        self._in_flight = 0
+        self._closed = False
         timeout = str(int(config.timeout))
         if not Path(config.conf).is_file():
             raise ConfigError(
@@ -127,7 +147,28 @@ class RbdSession:
         self.rbd = rbd.RBD()
         self._lock = threading.Lock()
 
-    def close(self) -> None:
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """One call on the connection: refused once it is closed, waited for by ``close``."""
+        with self._calls:
+            if self._closed:
+                raise BackendError(BACKEND, "the connection to the cluster is closed")
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._calls:
+                self._in_flight -= 1
+                self._calls.notify_all()
+
+    def close(self, wait: float = CLOSE_WAIT) -> None:
+        """Refuse new calls, wait for those running, then close. librados aborts the whole process on a
+        call made on a shut-down connection, so one still running after ``wait`` (a cluster that stopped
+        answering) keeps it open: it goes with the process."""
+        with self._calls:
+            self._closed = True
+            if not self._calls.wait_for(lambda: self._in_flight == 0, timeout=wait):
+                return
         with contextlib.suppress(Exception):
             self.ioctx.close()
         with contextlib.suppress(Exception):
@@ -140,6 +181,7 @@ class RbdSession:
         self.close()
 
     # ------------------------------------------------------------------ cluster
+    @_uses_connection
     def mon_command(self, command: dict[str, Any]) -> dict[str, Any]:
         with translated(f"ceph {command.get('prefix')}"):
             ret, out, errs = self._cluster.mon_command(json.dumps(command), b"", timeout=self.config.timeout)
@@ -171,18 +213,22 @@ class RbdSession:
         return any(q.get("pool") == pool_id and q.get("snaps") for q in data.get("removed_snaps_queue", []))
 
     # ------------------------------------------------------------------ listing
+    @_uses_connection
     def group_names(self) -> list[str]:
         with translated("listing RBD groups"):
             return sorted(self.rbd.group_list(self.ioctx))
 
+    @_uses_connection
     def image_ids(self) -> dict[str, str]:
         with translated("listing RBD images"):
             return {entry["name"]: entry["id"] for entry in self.rbd.list2(self.ioctx)}
 
+    @_uses_connection
     def group_images(self, group: str) -> list[str]:
         with translated(f"listing images of group {group}"):
             return sorted(entry["name"] for entry in rbd.Group(self.ioctx, group).list_images())
 
+    @_uses_connection
     def group_snapshots(self, group: str) -> list[str]:
         with translated(f"listing snapshots of group {group}"):
             return [s["name"] for s in rbd.Group(self.ioctx, group).list_snaps()]
@@ -190,6 +236,7 @@ class RbdSession:
     def group_exists(self, group: str) -> bool:
         return group in self.group_names()
 
+    @_uses_connection
     def image_exists(self, image: str) -> bool:
         try:
             with rbd.Image(self.ioctx, image, read_only=True):
@@ -199,6 +246,7 @@ class RbdSession:
         except (rados.Error, rbd.Error) as exc:
             raise _translate(exc, f"opening image {image}") from exc
 
+    @_uses_connection
     def header_metadata(self, image_id: str) -> dict[str, str]:
         """An image's metadata straight from its header object's omap: one read, no image open.
 
@@ -210,12 +258,14 @@ class RbdSession:
             self.ioctx.operate_read_op(op, f"rbd_header.{image_id}")
             return {key[len("metadata_") :]: bytes(value).decode(errors="replace") for key, value in iterator}
 
+    @_uses_connection
     def _omap_all(self, oid: str) -> dict[str, bytes]:
         with rados.ReadOpCtx() as op:
             iterator, _ = self.ioctx.get_omap_vals(op, "", "", 100000)
             self.ioctx.operate_read_op(op, oid)
             return {key: bytes(value) for key, value in iterator}
 
+    @_uses_connection
     def omap_get_many(self, oids: Sequence[str], window: int = 256) -> dict[str, dict[str, bytes] | None]:
         """The whole omap of many objects, their reads in flight together (librados' asynchronous read
         ops, ``window`` at a time): a round trip for the lot instead of one per object, and no Python
@@ -273,6 +323,7 @@ class RbdSession:
             raw = self._omap_all(f"rbd_header.{image_id}")
         return rbd_headers.image_header(image_id, raw)
 
+    @_uses_connection
     def image_info(self, name: str) -> ImageInfo:
         with translated(f"reading image {name}"), rbd.Image(self.ioctx, name, read_only=True) as image:
             snapshots = tuple(self._snapshots(image))
@@ -308,6 +359,7 @@ class RbdSession:
                 group_snap_name=group_snap_name,
             )
 
+    @_uses_connection
     def disk_usage(self, name: str) -> int | None:
         """Bytes allocated in the image head, from the object map (fast-diff); None if unknown."""
         used = 0
@@ -325,6 +377,7 @@ class RbdSession:
             return None
         return used
 
+    @_uses_connection
     def written_since(self, name: str, snapshot: str) -> int | None:
         """Bytes written to an image since one of its snapshots (RBD diff), None when unknown."""
         written = 0
@@ -342,14 +395,17 @@ class RbdSession:
         return written
 
     # ------------------------------------------------------------------ images
+    @_uses_connection
     def create_image(self, name: str, size: int) -> None:
         with translated(f"creating image {name}"):
             self.rbd.create(self.ioctx, name, size)
 
+    @_uses_connection
     def rename_image(self, old: str, new: str) -> None:
         with translated(f"renaming image {old} to {new}"):
             self.rbd.rename(self.ioctx, old, new)
 
+    @_uses_connection
     def remove_image(self, name: str, *, purge_snapshots: bool = True) -> None:
         """Remove an image, its user snapshots first (unprotecting them) when asked."""
         with translated(f"removing image {name}"):
@@ -363,11 +419,13 @@ class RbdSession:
                         image.remove_snap(snap["name"])
             self.rbd.remove(self.ioctx, name)
 
+    @_uses_connection
     def write(self, name: str, offset: int, data: bytes) -> None:
         with translated(f"writing to image {name}"), rbd.Image(self.ioctx, name) as image:
             image.write(data, offset)
             image.flush()
 
+    @_uses_connection
     def read(self, name: str, offset: int, length: int, snapshot: str | None = None) -> bytes:
         with (
             translated(f"reading image {name}"),
@@ -378,12 +436,14 @@ class RbdSession:
     def read_ranges(self, name: str, ranges: list[tuple[int, int]], snapshot: str | None = None) -> Iterator[bytes]:
         """Several ``(offset, length)`` reads through one open of the image, one chunk at a time."""
         with (
+            self.in_use(),
             translated(f"reading image {name}"),
             rbd.Image(self.ioctx, name, snapshot=snapshot, read_only=True) as image,
         ):
             for offset, length in ranges:
                 yield bytes(image.read(offset, length))
 
+    @_uses_connection
     def image_size(self, name: str) -> int:
         with translated(f"reading image {name}"), rbd.Image(self.ioctx, name, read_only=True) as image:
             return int(image.size())
@@ -414,6 +474,7 @@ class RbdSession:
         progress(size, size)
         return True
 
+    @_uses_connection
     def allocated_objects(self, image: str, snap_id: int | None = None) -> set[int]:
         """Indexes of the 4 MiB objects allocated in the image (or in one of its snapshots), from the
         object map."""
@@ -430,11 +491,13 @@ class RbdSession:
             handle.diff_iterate(0, handle.size(), None, collect, whole_object=True)
         return objects
 
+    @_uses_connection
     def watchers(self, name: str) -> list[str]:
         with translated(f"listing watchers of {name}"), rbd.Image(self.ioctx, name, read_only=True) as image:
             return [w.get("addr", "?") for w in image.watchers_list()]
 
     # ------------------------------------------------------------------ metadata
+    @_uses_connection
     def metadata(self, image: str) -> dict[str, str]:
         with (
             translated(f"reading metadata of {image}"),
@@ -442,6 +505,7 @@ class RbdSession:
         ):
             return dict(handle.metadata_list())
 
+    @_uses_connection
     def metadata_get(self, image: str, key: str) -> str | None:
         with (
             translated(f"reading metadata {key!r} of {image}"),
@@ -452,11 +516,13 @@ class RbdSession:
             except KeyError:
                 return None
 
+    @_uses_connection
     def metadata_set_many(self, image: str, values: dict[str, str]) -> None:
         with translated(f"writing metadata of {image}"), rbd.Image(self.ioctx, image) as handle:
             for key, value in values.items():
                 handle.metadata_set(key, value)
 
+    @_uses_connection
     def metadata_remove(self, image: str, keys: list[str]) -> None:
         with translated(f"removing metadata of {image}"), rbd.Image(self.ioctx, image) as handle:
             for key in keys:
@@ -464,58 +530,71 @@ class RbdSession:
                     handle.metadata_remove(key)
 
     # ------------------------------------------------------------------ groups
+    @_uses_connection
     def create_group(self, name: str) -> None:
         with translated(f"creating group {name}"):
             self.rbd.group_create(self.ioctx, name)
 
+    @_uses_connection
     def remove_group(self, name: str) -> None:
         with translated(f"removing group {name}"):
             self.rbd.group_remove(self.ioctx, name)
 
+    @_uses_connection
     def rename_group(self, old: str, new: str) -> None:
         with translated(f"renaming group {old} to {new}"):
             self.rbd.group_rename(self.ioctx, old, new)
 
+    @_uses_connection
     def group_add(self, group: str, image: str) -> None:
         with translated(f"adding {image} to group {group}"):
             rbd.Group(self.ioctx, group).add_image(self.ioctx, image)
 
+    @_uses_connection
     def group_remove_image(self, group: str, image: str) -> None:
         with translated(f"removing {image} from group {group}"):
             rbd.Group(self.ioctx, group).remove_image(self.ioctx, image)
 
     # ------------------------------------------------------------------ snapshots
+    @_uses_connection
     def group_snap_create(self, group: str, snapshot: str) -> None:
         with translated(f"snapshotting group {group} as {snapshot}"):
             rbd.Group(self.ioctx, group).create_snap(snapshot)
 
+    @_uses_connection
     def group_snap_remove(self, group: str, snapshot: str) -> None:
         with translated(f"removing snapshot {snapshot} of group {group}"):
             rbd.Group(self.ioctx, group).remove_snap(snapshot)
 
+    @_uses_connection
     def group_snap_rollback(self, group: str, snapshot: str) -> None:
         with translated(f"rolling group {group} back to {snapshot}"):
             rbd.Group(self.ioctx, group).rollback_to_snap(snapshot)
 
+    @_uses_connection
     def image_snap_create(self, image: str, snapshot: str) -> None:
         with translated(f"snapshotting {image} as {snapshot}"), rbd.Image(self.ioctx, image) as handle:
             handle.create_snap(snapshot)
 
+    @_uses_connection
     def image_snap_remove(self, image: str, snapshot: str) -> None:
         with translated(f"removing snapshot {snapshot} of {image}"), rbd.Image(self.ioctx, image) as handle:
             if handle.is_protected_snap(snapshot):
                 handle.unprotect_snap(snapshot)
             handle.remove_snap(snapshot)
 
+    @_uses_connection
     def image_snap_rollback(self, image: str, snapshot: str) -> None:
         with translated(f"rolling {image} back to {snapshot}"), rbd.Image(self.ioctx, image) as handle:
             handle.rollback_to_snap(snapshot)
 
+    @_uses_connection
     def image_snap_names(self, image: str) -> list[str]:
         """The image's own snapshots (the user namespace: not the members of group snapshots), oldest first."""
         with translated(f"listing snapshots of {image}"), rbd.Image(self.ioctx, image, read_only=True) as handle:
             return [s["name"] for s in handle.list_snaps() if handle.snap_get_namespace_type(s["id"]) == 0]
 
+    @_uses_connection
     def snapshot_ids(self, image: str) -> dict[tuple[str, str], int]:
         """("image", name) for the image's own snapshots, ("group", name) for its members of group
         snapshots -> the snapshot's id (never reused: a new snapshot of an old name has another)."""
@@ -531,6 +610,7 @@ class RbdSession:
                         ids[("group", group_name)] = snap["id"]
         return ids
 
+    @_uses_connection
     def image_snap_protect(self, image: str, snapshot: str, protect: bool) -> None:
         with (
             translated(f"{'protecting' if protect else 'unprotecting'} {image}@{snapshot}"),
@@ -541,10 +621,12 @@ class RbdSession:
             else:
                 handle.unprotect_snap(snapshot)
 
+    @_uses_connection
     def clone(self, parent: str, snapshot: str, child: str) -> None:
         with translated(f"cloning {parent}@{snapshot} to {child}"):
             self.rbd.clone(self.ioctx, parent, snapshot, self.ioctx, child)
 
+    @_uses_connection
     def flatten(self, image: str, progress: Callable[[int, int], None] | None = None) -> None:
         def report(offset: int, total: int) -> int:
             if progress:
@@ -554,11 +636,13 @@ class RbdSession:
         with translated(f"flattening {image}"), rbd.Image(self.ioctx, image) as handle:
             handle.flatten(on_progress=report)
 
+    @_uses_connection
     def children(self, image: str) -> list[str]:
         with translated(f"listing clones of {image}"), rbd.Image(self.ioctx, image, read_only=True) as handle:
             return [c["image"] for c in handle.list_children2()]
 
     # ------------------------------------------------------------------ vmconsole's own objects
+    @_uses_connection
     def omap_get(self, oid: str, prefix: str = "", limit: int = 10_000_000) -> dict[str, bytes]:
         """The omap of ``oid`` (keys starting with ``prefix``), read page after page: an OSD answers at
         most ``osd_max_omap_entries_per_request`` entries per read, whatever was asked."""
@@ -580,12 +664,14 @@ class RbdSession:
             raise _translate(exc, f"reading {oid}") from exc
         return values
 
+    @_uses_connection
     def omap_set(self, oid: str, values: dict[str, bytes]) -> None:
         with translated(f"writing {oid}"), rados.WriteOpCtx() as op:
             op.new(rados.LIBRADOS_CREATE_IDEMPOTENT)
             self.ioctx.set_omap(op, tuple(values), tuple(values.values()))
             self.ioctx.operate_write_op(op, oid)
 
+    @_uses_connection
     def omap_remove(self, oid: str, keys: list[str]) -> None:
         try:
             with rados.WriteOpCtx() as op:
@@ -596,6 +682,7 @@ class RbdSession:
         except rados.Error as exc:
             raise _translate(exc, f"writing {oid}") from exc
 
+    @_uses_connection
     def lock_exclusive(self, oid: str, name: str, cookie: str, description: str, seconds: int) -> bool:
         """Take or renew (same cookie) an exclusive RADOS lock lease; False when another client holds it.
 
@@ -611,6 +698,7 @@ class RbdSession:
             raise _translate(exc, f"locking {oid}") from exc
         return True
 
+    @_uses_connection
     def unlock(self, oid: str, name: str, cookie: str) -> None:
         try:
             self.ioctx.unlock(oid, name, cookie)
@@ -642,6 +730,7 @@ class RbdSession:
     def break_lock(self, oid: str, name: str, locker: str, cookie: str) -> None:
         self._rados_cli("lock", "break", oid, name, locker, "--lock-cookie", cookie)
 
+    @_uses_connection
     def remove_object(self, oid: str) -> None:
         try:
             self.ioctx.remove_object(oid)
