@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.syntax import Syntax
 
 from vmconsole.domain.model import VmState, VmStatus
 
@@ -51,6 +55,14 @@ def literal_block(value: str) -> str:
     """A multi-line text (an XML, a diff) for ``Syntax``: each line made safe, line breaks kept,
     tabs as four spaces."""
     return "\n".join(safe(line.replace("\t", "    ")) for line in value.splitlines())
+
+
+def highlighted(value: str, lexer: str, *, line_numbers: bool = False, word_wrap: bool = False) -> Syntax:
+    """A multi-line text made safe (``literal_block``) and highlighted. Pygments is loaded here, when a
+    screen first shows one, not at the console's start."""
+    from rich.syntax import Syntax
+
+    return Syntax(literal_block(value), lexer, theme="ansi_dark", line_numbers=line_numbers, word_wrap=word_wrap)
 
 
 def join(parts: Iterable[Text | str], separator: str = "") -> Text:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.syntax import Syntax
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -59,9 +58,7 @@ migration or the preferred host, review the service's plan and diff, then confir
         with form, TabbedContent(initial="tab-diff"):
             with TabPane("Diff", id="tab-diff"), VerticalScroll(classes="xml-view"):
                 if lines:
-                    yield Static(
-                        Syntax(text.literal_block("\n".join(lines)), "diff", theme="ansi_dark", word_wrap=False)
-                    )
+                    yield Static(text.highlighted("\n".join(lines), "diff", word_wrap=False))
                 elif config.base_xml and config.xml:
                     yield Static(Text("no difference (canonical forms are equal)", style="dim"))
                 else:
@@ -75,7 +72,7 @@ migration or the preferred host, review the service's plan and diff, then confir
             for key, value in (("xml", config.xml), ("_base_xml", config.base_xml)):
                 with TabPane(key, id=f"tab-{key.strip('_')}"), VerticalScroll(classes="xml-view"):
                     if value:
-                        yield Static(Syntax(text.literal_block(value), "xml", theme="ansi_dark", line_numbers=True))
+                        yield Static(text.highlighted(value, "xml", line_numbers=True))
                     else:
                         yield Static(Text(f"the VM has no {key} metadata", style="dim"))
         yield Footer(compact=True)

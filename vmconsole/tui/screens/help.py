@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown, Static
+from textual.widgets import Static
 
 # binding id prefix -> the heading its keys are listed under, in this order
 GROUPS: dict[str, str] = {
@@ -74,6 +74,8 @@ class HelpScreen(ModalScreen[None]):
         self.keys = keys
 
     def compose(self) -> ComposeResult:
+        from textual.widgets import Markdown  # markdown-it: loaded when help opens, not at the start
+
         with Vertical(id="help-dialog"):
             yield Static(Text(f"Help: {self.title_text}", style="bold"), id="help-title")
             with VerticalScroll(id="help-body"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.syntax import Syntax
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -78,7 +77,7 @@ name first); **escape** or **n** cancels.
             with VerticalScroll(classes="xml-view", id="update-diff"):
                 if plan.xml_diff:
                     yield Static(
-                        Syntax(text.literal_block("\n".join(plan.xml_diff)), "diff", theme="ansi_dark"),
+                        text.highlighted("\n".join(plan.xml_diff), "diff"),
                         id="update-diff-text",
                     )
                 else:
