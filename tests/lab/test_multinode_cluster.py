@@ -354,3 +354,24 @@ def test_a_crashed_node_s_vm_restarts_elsewhere_and_the_console_shows_it(mlab: L
     mlab.rejoin(victim)
     nodes = {n["name"]: n["status"] for n in json.loads(ok(on_node(mlab, survivor, "node", "list", "--json")))}
     assert nodes[victim] == "online"
+
+
+def test_a_multi_disk_vm_running_on_the_other_node_is_paused_there_for_its_snapshot(mlab: Lab) -> None:
+    # vmconsole on one hypervisor, the VM on the other: the guest is kept still through its own node's
+    # libvirt (over SSH), every disk snapshotted at that one instant, and the VM runs on after
+    vm = "md" + uuid.uuid4().hex[:8]
+    ok(create(mlab, vm, "--data-disk", str(disk_image(mlab)), "--pinned-host", "n2"))
+    wait_started_on(mlab, "n1", vm, {"n2"}, 90)
+    try:
+        document = json.loads(ok(on_node(mlab, "n1", "snapshot", "create", vm, "both", "--json", timeout=120)))
+        instant = document["data"]["instant"]
+        assert instant["method"] == "paused" and not instant["consistent"], instant
+        assert 0 < instant["seconds"] < 5, instant
+        assert f"{vm} paused on n2 for {instant['seconds']:.3f} s" in instant["detail"]
+        listed = json.loads(ok(on_node(mlab, "n1", "snapshot", "list", vm, "--json")))
+        assert [s["name"] for s in listed] == ["both"], listed
+        states = ok(mlab.run_on("n2", ["virsh", "-c", "qemu:///system", "domstate", vm], timeout=30))
+        assert states.strip() == "running"
+        assert vm_where(mlab, "n1", vm) == ("Started", "n2")
+    finally:
+        ok(on_node(mlab, "n1", "vm", "remove", vm, "--yes", timeout=240))

@@ -59,6 +59,19 @@ class Services:
     def libvirt(self) -> LibvirtSession:
         return LibvirtSession(self.config.libvirt.uri, timeout=self.config.libvirt.timeout)
 
+    def node_libvirt_uri(self, node: str, *, interactive: bool = False) -> str:
+        """libvirt of ``node``: this host's own URI when it is this host, else over SSH as the console's
+        user (the way the serial console goes). Not ``interactive``: SSH never asks (no password prompt
+        to hang on)."""
+        with self.libvirt() as lv:
+            local = lv.hostname()
+        if node in (local, local.split(".")[0]):
+            return self.config.libvirt.uri
+        return f"qemu+ssh://{self.config.console.ssh_user}@{node}/system" + ("" if interactive else "?no_tty=1")
+
+    def libvirt_on(self, node: str) -> LibvirtSession:
+        return LibvirtSession(self.node_libvirt_uri(node), timeout=self.config.libvirt.timeout)
+
     def close(self) -> None:
         self.reader.close()
         self.ceph.close()

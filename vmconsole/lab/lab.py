@@ -281,7 +281,8 @@ class Lab:
             pacemaker=configuration.PacemakerSection(
                 xml_dir="/etc/pacemaker" if multi_node else str(self.paths.xml_dir)
             ),
-            console=configuration.ConsoleSection(),
+            # the lab's nodes reach each other's libvirt over SSH as root, with the lab's key
+            console=configuration.ConsoleSection(ssh_user="root") if multi_node else configuration.ConsoleSection(),
             lab_dir=str(self.paths.root),
         )
 

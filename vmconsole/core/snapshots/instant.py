@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from vmconsole.backends.libvirt import LibvirtSession
 from vmconsole.core.services import Services
 from vmconsole.core.tasks import StepContext
 from vmconsole.domain.errors import ConflictError, VmConsoleError
@@ -88,67 +89,96 @@ def take_at_one_instant(
         return Instant("stopped", None, "the VM is not running", True)
     with services.libvirt() as lv:
         here = lv.domain_state(vm)
-        if here not in ("running", "paused"):  # the disks are open elsewhere: the guest is not within reach
-            node = services.vm(vm).node or "another node"
-            if len(images) == 1:
-                _take_all(services, images, snapshot, made)
-                return Instant(
-                    "single",
-                    None,
-                    f"{vm} runs on {node}: no filesystem freeze from this host; one disk, so one instant "
-                    "(crash-consistent)",
-                    False,
-                )
-            raise ConflictError(
-                f"{vm} runs on {node} and its {len(images)} disks are in use: "
-                "a consistent snapshot of them needs the guest kept still from its own node",
-                hint=f"run this on {node}, or stop {vm} first",
-            )
-        if here == "paused":  # kept still already (and its agent cannot answer a freeze)
-            _take_all(services, images, snapshot, made)
-            return Instant("already-paused", None, f"{vm} was paused already (crash-consistent)", False)
-        why = "no freeze asked"
-        if freeze:
-            _hold(ctx, FROZEN, vm)  # before the freeze: recover thaws a guest whose vmconsole died
-            started = time.monotonic()
-            frozen = lv.freeze_filesystems(vm)
-            if frozen.frozen is not None:
-                thawed: list[float] = []
+        if here in ("running", "paused"):
+            return _keep_still(services, lv, vm, images, snapshot, ctx, made, freeze=freeze, where="")
+    node = services.vm(vm).node
+    if len(images) == 1:  # one snapshot is one instant: nothing to ask of its node
+        _take_all(services, images, snapshot, made)
+        return Instant(
+            "single",
+            None,
+            f"{vm} runs on {node or 'another node'}: no filesystem freeze from this host; one disk, so one "
+            "instant (crash-consistent)",
+            False,
+        )
+    if node is None:
+        raise ConflictError(
+            f"the {len(images)} disks of {vm} are in use, but no node runs it: a consistent snapshot of "
+            "them needs the guest kept still",
+            hint=f"wait until {vm} settles, or stop it first",
+        )
+    try:
+        remote = services.libvirt_on(node)
+    except VmConsoleError as exc:
+        raise ConflictError(
+            f"{vm} runs on {node} and its {len(images)} disks are in use: keeping the guest still needs "
+            f"libvirt on {node}, which did not answer ({exc})",
+            hint=f"run this on {node}, or stop {vm} first",
+        ) from exc
+    with remote:
+        if remote.domain_state(vm) not in ("running", "paused"):
+            raise ConflictError(f"{vm} is not running on {node} any more: try again")
+        return _keep_still(services, remote, vm, images, snapshot, ctx, made, freeze=freeze, where=f" on {node}")
 
-                def thaw() -> None:
-                    lv.thaw_filesystems(vm)
-                    thawed.append(time.monotonic())
 
-                try:
-                    _take_all(services, images, snapshot, made, after=thaw)
-                finally:
-                    _let_go(ctx, FROZEN, vm)
-                seconds = (thawed[0] if thawed else time.monotonic()) - started
-                return Instant(
-                    "frozen", seconds, f"{frozen.frozen} guest filesystem(s) frozen for {seconds:.3f} s", True
-                )
-            _let_go(ctx, FROZEN, vm)
-            why = frozen.why_not or "the guest agent did not freeze"
-        if len(images) == 1:
-            _take_all(services, images, snapshot, made)
-            return Instant("single", None, f"one disk, so one instant ({why}: crash-consistent)", False)
-        _hold(ctx, PAUSED, vm)
+def _keep_still(
+    services: Services,
+    lv: LibvirtSession,
+    vm: str,
+    images: Sequence[str],
+    snapshot: str,
+    ctx: StepContext,
+    made: Callable[[str], None],
+    *,
+    freeze: bool,
+    where: str,
+) -> Instant:
+    """The guest (running on ``lv``'s host) frozen or paused while every disk is snapshotted."""
+    if lv.domain_state(vm) == "paused":  # kept still already (and its agent cannot answer a freeze)
+        _take_all(services, images, snapshot, made)
+        return Instant("already-paused", None, f"{vm} was paused already{where} (crash-consistent)", False)
+    why = "no freeze asked"
+    if freeze:
+        _hold(ctx, FROZEN, vm)  # before the freeze: recover thaws a guest whose vmconsole died
         started = time.monotonic()
-        if not lv.suspend(vm):
-            _let_go(ctx, PAUSED, vm)
-            raise ConflictError(f"{vm} is not running here any more: try again")
-        resumed: list[float] = []
+        frozen = lv.freeze_filesystems(vm)
+        if frozen.frozen is not None:
+            thawed: list[float] = []
 
-        def resume() -> None:
-            lv.resume(vm)
-            resumed.append(time.monotonic())
+            def thaw() -> None:
+                lv.thaw_filesystems(vm)
+                thawed.append(time.monotonic())
 
-        try:
-            _take_all(services, images, snapshot, made, after=resume)
-        finally:
-            _let_go(ctx, PAUSED, vm)
-        seconds = (resumed[0] if resumed else time.monotonic()) - started
-        return Instant("paused", seconds, f"{vm} paused for {seconds:.3f} s ({why}): crash-consistent", False)
+            try:
+                _take_all(services, images, snapshot, made, after=thaw)
+            finally:
+                _let_go(ctx, FROZEN, vm)
+            seconds = (thawed[0] if thawed else time.monotonic()) - started
+            return Instant(
+                "frozen", seconds, f"{frozen.frozen} guest filesystem(s) frozen{where} for {seconds:.3f} s", True
+            )
+        _let_go(ctx, FROZEN, vm)
+        why = frozen.why_not or "the guest agent did not freeze"
+    if len(images) == 1:
+        _take_all(services, images, snapshot, made)
+        return Instant("single", None, f"one disk, so one instant ({why}: crash-consistent)", False)
+    _hold(ctx, PAUSED, vm)
+    started = time.monotonic()
+    if not lv.suspend(vm):
+        _let_go(ctx, PAUSED, vm)
+        raise ConflictError(f"{vm} is not running{where or ' here'} any more: try again")
+    resumed: list[float] = []
+
+    def resume() -> None:
+        lv.resume(vm)
+        resumed.append(time.monotonic())
+
+    try:
+        _take_all(services, images, snapshot, made, after=resume)
+    finally:
+        _let_go(ctx, PAUSED, vm)
+    seconds = (resumed[0] if resumed else time.monotonic()) - started
+    return Instant("paused", seconds, f"{vm} paused{where} for {seconds:.3f} s ({why}): crash-consistent", False)
 
 
 def _take_all(
@@ -193,14 +223,24 @@ def _take_all(
 
 def release_guest(services: Services, vm: str, *, paused: bool, frozen: bool) -> list[str]:
     """Resume or thaw a guest a dead task left still (recovery); what was done, for its report."""
-    done: list[str] = []
     with services.libvirt() as lv:
-        if frozen and lv.domain_state(vm) is not None:
-            lv.thaw_filesystems(vm)
-            done.append(f"thawed the filesystems of {vm}")
-        if paused and lv.domain_state(vm) == "paused":
-            lv.resume(vm)
-            done.append(f"resumed {vm}")
+        if lv.domain_state(vm) in ("running", "paused"):
+            return _release(lv, vm, paused=paused, frozen=frozen, where="")
+    node = services.vm(vm).node  # kept still on its own node, from another host
+    if node is None:
+        return []
+    with services.libvirt_on(node) as remote:
+        return _release(remote, vm, paused=paused, frozen=frozen, where=f" on {node}")
+
+
+def _release(lv: LibvirtSession, vm: str, *, paused: bool, frozen: bool, where: str) -> list[str]:
+    done: list[str] = []
+    if frozen and lv.domain_state(vm) is not None:
+        lv.thaw_filesystems(vm)
+        done.append(f"thawed the filesystems of {vm}{where}")
+    if paused and lv.domain_state(vm) == "paused":
+        lv.resume(vm)
+        done.append(f"resumed {vm}{where}")
     return done
 
 

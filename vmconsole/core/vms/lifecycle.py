@@ -180,10 +180,4 @@ def console_argv(services: Services, vm: str) -> list[str]:
     state = services.vm(vm)
     if state.status is not VmStatus.STARTED or not state.node:
         raise ConflictError(f"{vm} is {state.status.value}: it has no console now")
-    with services.libvirt() as lv:
-        local = lv.hostname()
-    if state.node == local or state.node == local.split(".")[0]:
-        uri = services.config.libvirt.uri
-    else:
-        uri = f"qemu+ssh://{services.config.console.ssh_user}@{state.node}/system"
-    return ["virsh", "-c", uri, "console", vm]
+    return ["virsh", "-c", services.node_libvirt_uri(state.node, interactive=True), "console", vm]
