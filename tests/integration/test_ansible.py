@@ -345,3 +345,18 @@ def report_times() -> Iterator[None]:
     yield
     if TIMES:
         print("\n" + "\n".join(f"  {k}: {v:.1f} s" for k, v in TIMES.items()), file=sys.stderr)
+
+
+def test_the_install_role_documents_its_arguments(ansible_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [str(BIN / "ansible-doc"), "-t", "role", "vmconsole.seapath.vmconsole"],
+        env=ansible_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr
+    for option in ("vmconsole_wheel", "vmconsole_venv", "vmconsole_packages", "vmconsole_wheelhouse"):
+        assert option in result.stdout, result.stdout
