@@ -81,32 +81,36 @@ def remove_synthetic_vms(services: Services) -> None:
 
 @contextmanager
 def paxos_interval(services: Services, seconds: float) -> Iterator[None]:
-    """Run with a monitor commit interval like a real cluster's (Ceph's default is 1 s)."""
+    """Run with a monitor commit interval like a real cluster's (Ceph's default is 1 s); the monitors'
+    value before is put back on the way out, whatever happened (the lab is shared)."""
+    conf = services.config.ceph.conf
+
+    def current() -> float:
+        result = run(
+            ["ceph", "-c", conf, "tell", "mon.*", "config", "get", "paxos_propose_interval", "--format", "json"],
+            timeout=60,
+            backend="ceph",
+            check=True,
+        )
+        values = [json.loads(line)["paxos_propose_interval"] for line in result.stdout.splitlines() if line.strip()]
+        return float(values[0]) if values else 0.05
 
     def set_interval(value: float) -> None:
         # at runtime: the lab's ceph.conf value would win over the monitors' config database
         run(
-            [
-                "ceph",
-                "-c",
-                services.config.ceph.conf,
-                "tell",
-                "mon.*",
-                "config",
-                "set",
-                "paxos_propose_interval",
-                str(value),
-            ],
+            ["ceph", "-c", conf, "tell", "mon.*", "config", "set", "paxos_propose_interval", str(value)],
             timeout=60,
             backend="ceph",
             check=True,
         )
 
+    before = current()
     set_interval(seconds)
     try:
         yield
     finally:
-        set_interval(0.05)
+        set_interval(before)
+        print(f"paxos_propose_interval back to {before:g} s", file=sys.stderr, flush=True)
 
 
 def timed(fn: Callable[[], Any], repeat: int = 1) -> float:

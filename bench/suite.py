@@ -1,17 +1,23 @@
 """``bench/run``: every figure of issue 12 in one command, each with its baseline measured in the same run.
 
-    bench/run            # the scale fixture at 500, 200 and 50 VMs (seeded when missing, kept after)
-    bench/run --quick    # 50 VMs only
+    bench/run            # everything: the scale fixture at 500, 200 and 50 VMs (seeded when missing,
+                         # kept after), then the data-path and snapshot figures
+    bench/run --quick    # the scale pass at 50 VMs only, fewer repeats of the others
+    bench/run --io       # the data-path and snapshot figures only (no scale pass): about 5 minutes
+    bench/run --figures import,deep-clone,linked-clone,snapshots,pause,scale   # any of them
     bench/run --keep-primitives   # leave the fixture's primitives in the CIB (faster next run)
 
 One JSON line per figure on stdout (``{"figure", "vms", "value", "unit", "baseline", "ratio",
 "target", "meets"}``, or ``"measured": false`` with ``"why"``), a copy in ``bench/results/run.jsonl``,
 and ``BENCHMARKS.md`` written (machine, command, figures, ratios, what the profiles showed). Exit 0
-when every figure was measured, 1 otherwise. Progress goes to stderr.
+when every figure of the run was measured, 1 otherwise. Progress goes to stderr. A run of some figures
+only (``--figures``, ``--io``) keeps the other figures' lines of ``bench/results/run.jsonl`` (each with
+the date of its own run) in both files, so ``BENCHMARKS.md`` always lists every figure.
 
-The lab: the machine's single-node lab (started when none runs, stopped after, as every benchmark
-does). The fixture lives in pool ``bench`` (see ``fixture.py``); its primitives are taken out of the
-CIB at the end unless ``--keep-primitives``.
+The lab: the machine's single-node lab, used as it is when it is up (started when none runs, and then
+stopped after). The fixture lives in pool ``bench`` (see ``fixture.py``); its primitives are taken out
+of the CIB at the end unless ``--keep-primitives``. The other figures' VMs and images (``io_figures.py``,
+``snapshot_figures.py``) are made for the run and removed at its end, whatever happened.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import fixture
+import io_figures
+import snapshot_figures
 
 from vmconsole import config as configuration
 from vmconsole.backends.proc import run
@@ -44,16 +52,18 @@ PYTHON = sys.executable
 FIGURES: list[dict[str, Any]] = []
 BASELINE_SAMPLE = 3  # VMs the per-VM way is timed on (each costs seconds), scaled to the table
 
-NOT_MEASURED_HERE = {
-    "import_2gib_qcow2_vs_rbd_import": "not measured in this pass: the scale work (state reads, console) "
-    "took the time budget; to be added to the suite",
-    "deep_clone_vs_rbd_deep_cp": "not measured in this pass (as above)",
-    "linked_clone_10gib": "not measured in this pass (as above)",
-    "bulk_snapshot_50_vms_vs_serial": "not measured by bench/run yet: bench/bench_snapshots.py measures it "
-    "on its own (it changes the monitors' commit interval, which every user of the lab would feel)",
-    "purge_100_snapshots_vs_serial": "as bulk_snapshot_50_vms_vs_serial",
-    "guest_pause_multi_disk_snapshot": "not measured in this pass",
+RUN: dict[str, str] = {}  # "at": when this run started (every line carries it), "command"
+GROUPS = ("scale", "pause", "import", "deep-clone", "linked-clone", "snapshots")
+IO_GROUPS = GROUPS[1:]
+# the figures each group emits (what --figures replaces in run.jsonl; a group that fails emits them unmeasured)
+GROUP_FIGURES = {
+    "pause": ("guest_pause_multi_disk_snapshot",),
+    "import": ("import_2gib_qcow2_vs_rbd_import",),
+    "deep-clone": ("deep_clone_vs_rbd_deep_cp",),
+    "linked-clone": ("linked_clone_10gib",),
+    "snapshots": ("bulk_snapshot_50_vms_vs_serial", "purge_100_snapshots_vs_serial"),
 }
+PER_VM_BASELINE = "vm_manager's per-VM way"
 
 
 def log(message: str) -> None:
@@ -61,7 +71,7 @@ def log(message: str) -> None:
 
 
 def emit(figure: str, vms: int | None, **fields: Any) -> None:
-    line: dict[str, Any] = {"figure": figure, "vms": vms, "measured": "value" in fields, **fields}
+    line: dict[str, Any] = {"figure": figure, "vms": vms, "measured": "value" in fields, **fields, "run": RUN["at"]}
     for key in ("value", "baseline", "ratio"):
         if isinstance(line.get(key), float):
             line[key] = round(line[key], 4 if line[key] < 1 else 2)
@@ -356,12 +366,49 @@ def machine() -> dict[str, str]:
     }
 
 
-def write_markdown(command: str, info: dict[str, str], started: datetime, seconds: float) -> None:
+def merged_lines(previous: list[dict[str, Any]], groups: set[str]) -> list[dict[str, Any]]:
+    """This run's lines, and the lines of ``previous`` (an earlier run.jsonl) for the figures this run
+    did not measure: a run of some figures only leaves the others' last results in place."""
+    if set(GROUPS) <= groups:
+        return list(FIGURES)
+    replaced = {figure for group in groups if group != "scale" for figure in GROUP_FIGURES[group]}
+    scale_figures = {
+        line["figure"] for line in previous if not any(line["figure"] in f for f in GROUP_FIGURES.values())
+    }
+    if "scale" in groups:
+        replaced |= scale_figures | {line["figure"] for line in FIGURES}
+    kept = [line for line in previous if line["figure"] not in replaced]
+    # the scale figures first, as a whole run writes them, then the others in GROUPS order
+    order = {figure: index for index, figure in enumerate(f for g in GROUPS[1:] for f in GROUP_FIGURES[g])}
+
+    def rank(line: dict[str, Any]) -> tuple[int, int]:
+        return (1, order[line["figure"]]) if line["figure"] in order else (0, 0)
+
+    return sorted([*kept, *FIGURES], key=rank)
+
+
+def _cell(line: dict[str, Any], key: str) -> str:
+    value = line.get(key)
+    return "" if value is None else str(value)
+
+
+def write_markdown(
+    command: str, info: dict[str, str], started: datetime, seconds: float, lines_out: list[dict[str, Any]]
+) -> None:
+    carried = sorted({line.get("run") or "an earlier run" for line in lines_out if line.get("run") != RUN["at"]})
     lines = [
         "# Benchmarks",
         "",
         f"Written by `{command}` on {started:%Y-%m-%d %H:%M} UTC ({seconds:.0f} s). Every baseline was measured in",
         "the same run as its figure. Re-run it to refresh this file; `bench/results/run.jsonl` has the raw lines.",
+    ]
+    if carried:
+        lines += [
+            "",
+            f"This run measured some figures only; the rows marked † are kept from earlier runs of `bench/run`"
+            f" ({', '.join(carried)}), on the machine as it was then.",
+        ]
+    lines += [
         "",
         "## Machine",
         "",
@@ -372,32 +419,101 @@ def write_markdown(command: str, info: dict[str, str], started: datetime, second
         "| figure | VMs | value | baseline (same run) | ratio | target | met |",
         "|---|---|---|---|---|---|---|",
     ]
-    for line in FIGURES:
+    for line in lines_out:
+        name = line["figure"] + (" †" if line.get("run") != RUN["at"] else "")
         if not line["measured"]:
-            lines.append(
-                f"| {line['figure']} | {line['vms'] or ''} | **not measured**: {line.get('why', '')} | | | | |"
-            )
+            lines.append(f"| {name} | {_cell(line, 'vms')} | **not measured**: {line.get('why', '')} | | | | |")
             continue
         unit = line.get("unit", "")
-        baseline = f"{line['baseline']} s (vm_manager's per-VM way)" if "baseline" in line else ""
+        baseline = ""
+        if "baseline" in line:
+            baseline_unit = "s" if line.get("target_of") != "ratio" else unit
+            baseline = f"{line['baseline']} {baseline_unit} ({line.get('baseline_what', PER_VM_BASELINE)})"
         ratio = f"{line['ratio']}×" if "ratio" in line else ""
-        target = line.get("target", "")
+        target = _cell(line, "target")
+        if target and line.get("target_of") == "ratio":
+            target = f"ratio ≥ {target}"
+        elif target:
+            target = f"< {target} {unit}"
         met = {True: "yes", False: "**no**"}.get(line.get("meets"), "")  # type: ignore[arg-type]
         value = f"{line['value']} {unit}"
-        lines.append(f"| {line['figure']} | {line['vms'] or ''} | {value} | {baseline} | {ratio} | {target} | {met} |")
+        if "seconds" in line:
+            value += f" ({round(line['seconds'], 2)} s)"
+        lines.append(f"| {name} | {_cell(line, 'vms')} | {value} | {baseline} | {ratio} | {target} | {met} |")
+    notes = [line for line in lines_out if line["measured"] and line.get("note") and line["figure"] in FIGURE_NOTES]
+    if notes:
+        lines += ["", "### How the data-path and snapshot figures are measured", ""]
+        lines += [f"- **{line['figure']}**: {line['note']}." for line in notes]
     lines += ["", (HERE / "PROFILES.md").read_text().rstrip(), ""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
 
 
+FIGURE_NOTES = {figure for figures in GROUP_FIGURES.values() for figure in figures}
+
+
+def parse_groups(args: argparse.Namespace) -> set[str]:
+    if args.figures:
+        wanted = {g.strip() for g in args.figures.split(",") if g.strip()}
+        unknown = wanted - set(GROUPS)
+        if unknown:
+            raise SystemExit(f"bench/run: unknown figures {', '.join(sorted(unknown))} (known: {', '.join(GROUPS)})")
+        return wanted
+    return set(IO_GROUPS) if args.io else set(GROUPS)
+
+
+def why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def measure_io(lab: Lab, lab_config: Config, groups: set[str], repeat: int) -> None:
+    """The data-path and snapshot figures: each group that fails says why in its lines, the others go on."""
+    if "pause" in groups:
+        try:
+            io_figures.measure_guest_pause(lab, lab_config, emit, max(repeat, 5))
+        except Exception as exc:
+            for figure in GROUP_FIGURES["pause"]:
+                emit(figure, None, why=why(exc))
+    in_namespace = [g for g in ("import", "deep-clone", "linked-clone", "snapshots") if g in groups]
+    if not in_namespace:
+        return
+    measures: dict[str, Callable[[Any], None]] = {
+        "import": lambda s: io_figures.measure_import(s, lab, emit, repeat),
+        "deep-clone": lambda s: io_figures.measure_deep_clone(s, lab, emit, repeat),
+        "linked-clone": lambda s: io_figures.measure_linked_clone(s, lab, emit, repeat),
+        "snapshots": lambda s: snapshot_figures.measure(s, emit),
+    }
+    try:
+        with io_figures.io_services(lab, lab_config) as services:
+            for group in in_namespace:
+                try:
+                    measures[group](services)
+                except Exception as exc:
+                    for figure in GROUP_FIGURES[group]:
+                        if not any(line["figure"] == figure for line in FIGURES):
+                            emit(figure, None, why=why(exc))
+    except Exception as exc:  # the namespace could not be set up (or cleaned): say so for what is missing
+        for group in in_namespace:
+            for figure in GROUP_FIGURES[group]:
+                if not any(line["figure"] == figure for line in FIGURES):
+                    emit(figure, None, why=why(exc))
+        log(f"the io namespace: {why(exc)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="50 VMs only")
+    parser.add_argument("--quick", action="store_true", help="the scale pass at 50 VMs only; fewer repeats")
+    parser.add_argument("--io", action="store_true", help="the data-path and snapshot figures only (no scale pass)")
+    parser.add_argument("--figures", help=f"comma-separated, any of: {', '.join(GROUPS)} (default: all)")
+    parser.add_argument("--repeat", type=int, default=None, help="repeats of each data-path figure (5; --quick 1)")
     parser.add_argument("--keep-primitives", action="store_true", help="leave the fixture's primitives in the CIB")
     parser.add_argument("--idle", type=float, default=30.0, help="seconds the idle console is watched (30)")
     args = parser.parse_args()
-    command = "bench/run" + (" --quick" if args.quick else "")
+    groups = parse_groups(args)
+    repeat = args.repeat or (1 if args.quick else 5)
+    command = " ".join(["bench/run", *sys.argv[1:]])
     sizes = (50,) if args.quick else tuple(sorted(fixture.SIZES, reverse=True))
     started_at = datetime.now(UTC)
+    RUN["at"] = f"{started_at:%Y-%m-%d %H:%M} UTC"
     started = time.perf_counter()
     info = machine()
     lab = Lab(log=log)
@@ -407,29 +523,32 @@ def main() -> int:
         lab_started = True
     lab_config = configuration.load_file(lab.paths.config_file)
     try:
-        for size in sizes:
-            try:
-                seeded = fixture.seed(lab, lab_config, size)
-                emit("fixture_seed", size, value=seeded, unit="s", note="0 work when it exists already")
-                placed = fixture.set_primitives(lab_config, size)
-                emit("fixture_primitives", size, value=placed, unit="s", note="CIB set to this size, probes done")
-                config, config_path = fixture.size_config(lab_config, size)
-                measure_state(size, config, config_path)
-                if size == max(sizes):
-                    measure_console(size, config_path, args.idle)
-            except Exception as exc:  # a size that could not be measured says why, the others go on
-                emit("state_read_cold", size, why=f"{type(exc).__name__}: {exc}")
-        for figure, why in NOT_MEASURED_HERE.items():
-            emit(figure, None, why=why)
+        if "scale" in groups:
+            for size in sizes:
+                try:
+                    seeded = fixture.seed(lab, lab_config, size)
+                    emit("fixture_seed", size, value=seeded, unit="s", note="0 work when it exists already")
+                    placed = fixture.set_primitives(lab_config, size)
+                    emit("fixture_primitives", size, value=placed, unit="s", note="CIB set to this size, probes done")
+                    config, config_path = fixture.size_config(lab_config, size)
+                    measure_state(size, config, config_path)
+                    if size == max(sizes):
+                        measure_console(size, config_path, args.idle)
+                except Exception as exc:  # a size that could not be measured says why, the others go on
+                    emit("state_read_cold", size, why=why(exc))
+        measure_io(lab, lab_config, groups, repeat)
     finally:
-        if not args.keep_primitives:
+        if "scale" in groups and not args.keep_primitives:
             log(f"removed {fixture.remove_primitives(lab_config)} fixture primitives from the CIB")
         if lab_started:
             lab.down()
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    (out / "run.jsonl").write_text("".join(json.dumps(line) + "\n" for line in FIGURES))
-    write_markdown(command, info, started_at, time.perf_counter() - started)
+    jsonl = out / "run.jsonl"
+    previous = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()] if jsonl.exists() else []
+    lines_out = merged_lines(previous, groups)
+    jsonl.write_text("".join(json.dumps(line) + "\n" for line in lines_out))
+    write_markdown(command, info, started_at, time.perf_counter() - started, lines_out)
     return 0 if all(line["measured"] for line in FIGURES) else 1
 
 

@@ -146,7 +146,12 @@ def test_import_a_local_libvirt_domain(services: Services, lab: Lab, tmp_path: P
 
     expected = hashlib.sha256(raw.read_bytes()).hexdigest()
     try:
+        # offered by the import form: shut off, outside the cluster; no cluster VM is offered
+        offered = {d.name: d for d in vms.local_domains(services)}
+        assert offered[name] == vms.LocalDomain(name, "shut off") and offered[name].importable
+        assert not set(offered) & set(services.rbd.group_names())
         services.run(vms.plan_import(services, name, options=vms.VmOptions(enable=False)))
+        assert name not in {d.name for d in vms.local_domains(services)}  # a cluster VM now
         # before the clean-up below could undefine it: the import itself removed the local definition
         with services.libvirt() as lv:
             assert lv.domain_xml(name) is None, "the local definition is gone after a successful import"

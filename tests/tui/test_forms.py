@@ -221,3 +221,58 @@ def test_import_a_libvirt_domain_with_a_new_name(make_app: Any, fake_services: A
         assert fake_services.ran == ["import"] and app.tasks[-1].title == "import legacy-dom as legacy2"
 
     drive(app, scenario, size=(120, 40))
+
+
+def test_the_import_form_lists_this_hosts_domains_and_a_pick_fills_the_field(
+    make_app: Any, fake_services: Any, monkeypatch: Any
+) -> None:
+    from textual.widgets import OptionList
+
+    domains = [vms.LocalDomain("olddom", "shut off"), vms.LocalDomain("busy", "running")]
+    monkeypatch.setattr(vms, "local_domains", lambda services: domains)
+    app = make_app(services=fake_services)
+
+    async def scenario(pilot: Any) -> None:
+        app.screen.run_command("import")
+        await settle(pilot, app)
+        form = app.screen
+        assert isinstance(form, ImportScreen)
+        assert "2 domain(s) outside the cluster, 1 shut off" in shown(form.query_one("#import-domains-note"))
+        picker = form.query_one("#import-domains", OptionList)
+        assert picker.display and picker.option_count == 2
+        assert "busy  (running): shut it down to import it" in str(picker.get_option_at_index(1).prompt)
+        assert picker.get_option_at_index(1).disabled and not picker.get_option_at_index(0).disabled
+        picker.focus()
+        picker.highlighted = 0
+        await pilot.press("enter")
+        await pilot.pause()
+        assert form.query_one("#import-domain", Input).value == "olddom"
+        assert form.focused is form.query_one("#import-name", Input)
+        await pilot.pause()
+        errors = [shown(form.query_one(f"#{w}")) for w in ("import-domain-error", "import-name-error")]
+        assert not form.query_one("#ok", Button).disabled, errors
+
+    drive(app, scenario, size=(120, 40))
+
+
+def test_the_import_form_says_when_the_domains_cannot_be_listed(
+    make_app: Any, fake_services: Any, monkeypatch: Any
+) -> None:
+    from vmconsole.domain.errors import BackendError
+
+    def unreachable(services: Any) -> list[Any]:
+        raise BackendError("libvirt", "connecting to qemu:///system: no answer")
+
+    monkeypatch.setattr(vms, "local_domains", unreachable)
+    app = make_app(services=fake_services)
+
+    async def scenario(pilot: Any) -> None:
+        app.screen.run_command("import legacy")
+        await settle(pilot, app)
+        form = app.screen
+        assert isinstance(form, ImportScreen)
+        note = shown(form.query_one("#import-domains-note"))
+        assert "could not be listed" in note and "no answer" in note
+        assert form.query_one("#import-domain", Input).value == "legacy"  # typing still works
+
+    drive(app, scenario, size=(120, 40))

@@ -6,7 +6,7 @@ completed steps are undone in reverse on failure or cancel.
 """
 
 from vmconsole.core.vms.clone import CloneSpec, plan_clone, plan_flatten
-from vmconsole.core.vms.create import CreateSpec, plan_create, plan_import
+from vmconsole.core.vms.create import CreateSpec, LocalDomain, local_domains, plan_create, plan_import
 from vmconsole.core.vms.lifecycle import (
     console_argv,
     plan_cleanup,
@@ -32,11 +32,13 @@ from vmconsole.core.vms.update import UpdatePlan, plan_update, update_plan
 __all__ = [
     "CloneSpec",
     "CreateSpec",
+    "LocalDomain",
     "UpdatePlan",
     "VmOptions",
     "colocation_settings",
     "console_argv",
     "domain_config",
+    "local_domains",
     "metadata_get",
     "metadata_list",
     "plan_cleanup",

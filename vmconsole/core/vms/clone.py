@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid as uuidlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -258,9 +259,18 @@ def _drop_instant_step(services: Services, sources: list[str], targets: list[str
 
     def drop(ctx: StepContext) -> None:
         snap = ctx.data["clone_snapshot"]
-        for image in [*targets, *ctx.data.get(CLONE_SNAPSHOTS, [])]:
+
+        def drop_one(image: str) -> None:
             if any(s.name == snap for s in services.rbd.image_info(image).snapshots if s.namespace == "user"):
                 services.rbd.image_snap_remove(image, snap)
+
+        # all at once: each removal waits for a monitor commit, which the monitor batches (bench/run:
+        # deep_clone_vs_rbd_deep_cp); every one is tried, the first failure is raised after
+        images = list(dict.fromkeys([*targets, *ctx.data.get(CLONE_SNAPSHOTS, [])]))
+        with ThreadPoolExecutor(max_workers=max(1, len(images)), thread_name_prefix="unsnap") as pool:
+            futures = [pool.submit(drop_one, image) for image in images]
+        for future in futures:
+            future.result()
         ctx.data[CLONE_SNAPSHOTS] = []
         ctx.save()
 

@@ -249,6 +249,26 @@ def plan_create(services: Services, spec: CreateSpec) -> Task:
     )
 
 
+@dataclass(frozen=True)
+class LocalDomain:
+    """A domain of this host's libvirt that is not a cluster VM: what ``plan_import`` could take."""
+
+    name: str
+    state: str  # libvirt's words: "shut off" is the one an import accepts
+
+    @property
+    def importable(self) -> bool:
+        return self.state == "shut off"
+
+
+def local_domains(services: Services) -> list[LocalDomain]:
+    """This host's libvirt domains that are not cluster VMs (nor their running guests), by name."""
+    with services.libvirt() as lv:
+        domains = lv.domains()
+    cluster = set(services.rbd.group_names()) | set(services.primitives())
+    return [LocalDomain(d.name, d.state) for name, d in sorted(domains.items()) if name not in cluster]
+
+
 def plan_import(
     services: Services,
     domain: str,

@@ -16,7 +16,8 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, OptionList, Select, Static
+from textual.widgets.option_list import Option
 
 from vmconsole.core import vms
 from vmconsole.core.vms import VmOptions
@@ -52,7 +53,8 @@ class ImportScreen(PlanningForm[ImportSpec]):
 ## Import a libvirt domain (add-to-cluster)
 
 * **Domain**: a domain defined in *this host's* libvirt (`virsh list --all`), shut off: its disks
-  must not change while they are copied.
+  must not change while they are copied. The list under it shows this host's domains that are not
+  cluster VMs; **enter** on one fills the field (a running one is shown, not offered).
 * **New name**: the cluster VM's name (default: the domain's; letters and digits only).
 * **Disk bus** and the settings every VM form shares (enable, start, placement, live migration,
   Pacemaker options, metadata).
@@ -85,6 +87,10 @@ definition is removed; the local disk files stay where they are.
                 yield Label("Domain", classes="form-label")
                 yield Input(domain, placeholder="a domain of this host's libvirt, shut off", id="import-domain")
             yield Static("", id="import-domain-error", classes="field-error")
+            yield Static(
+                text.plain("Reading this host's libvirt domains…"), id="import-domains-note", classes="field-note"
+            )
+            yield OptionList(id="import-domains")
             with Horizontal(classes="form-row"):
                 yield Label("New name", classes="form-label")
                 yield Input(new_name, placeholder="default: the domain's name", id="import-name")
@@ -102,7 +108,44 @@ definition is removed; the local disk files stay where they are.
     def on_mount(self) -> None:
         self.query_one("#import-form").border_title = "Import a libvirt domain into the cluster"
         self.query_one("#import-domain", Input).focus()
+        self.query_one("#import-domains", OptionList).display = False
         self.check()
+        console = console_of(self.app)
+        console.call_in_thread(
+            lambda: vms.local_domains(console.services),
+            self.show_domains,
+            "list this host's libvirt domains",
+            on_error=lambda error: self._note(f"This host's libvirt domains could not be listed: {error}"),
+            quiet=True,
+        )
+
+    def _note(self, message: str) -> None:
+        self.query_one("#import-domains-note", Static).update(text.plain(message))
+
+    def show_domains(self, domains: list[vms.LocalDomain]) -> None:
+        """This host's domains under the field: the shut-off ones can be picked, the others are shown why not."""
+        if not domains:
+            self._note("This host's libvirt has no domain outside the cluster.")
+            return
+        picker = self.query_one("#import-domains", OptionList)
+        picker.add_options(
+            Option(
+                text.plain(f"{d.name}  ({d.state})" + ("" if d.importable else ": shut it down to import it")),
+                id=d.name,
+                disabled=not (d.importable and d.name.isprintable()),  # never a control character in a field
+            )
+            for d in domains
+        )
+        picker.display = True
+        importable = sum(d.importable for d in domains)
+        self._note(f"This host's libvirt: {len(domains)} domain(s) outside the cluster, {importable} shut off.")
+
+    @on(OptionList.OptionSelected, "#import-domains")
+    def pick_domain(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id is not None:
+            self.query_one("#import-domain", Input).value = event.option.id
+            self.query_one("#import-name", Input).focus()
 
     def _value(self, widget_id: str) -> str:
         return self.query_one(f"#{widget_id}", Input).value.strip()
