@@ -159,7 +159,7 @@ def check_crm_config_cmd(lines: Iterable[str], field: str = "crm_config_cmd") ->
             )
 
 
-def run_crm_config_cmd(services: Services, vm: str, lines: Iterable[str], ctx: StepContext) -> list[str]:
+def run_crm_config_cmd(services: Services, lines: Iterable[str], ctx: StepContext) -> list[str]:
     """Run a VM's stored ``crm configure`` lines as vm_manager does, skipping a line whose constraint id
     exists already (a re-enable or an update finds them from the last run, a clone its source's, which
     crm would refuse as an id in use). The ids it made."""
@@ -274,7 +274,7 @@ def enable_steps(
         services.pacemaker.modify(build_enable_fragment(replace(spec, managed=False) if extra else spec))
         ctx.data["enabled"] = True
         ctx.save()
-        run_crm_config_cmd(services, vm, extra, ctx)
+        run_crm_config_cmd(services, extra, ctx)
         if extra:
             services.pacemaker.set_meta(vm, "is-managed", "true")
         bans = ", ".join(spec.banned_hosts)

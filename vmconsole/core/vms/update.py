@@ -196,7 +196,7 @@ def plan_update(services: Services, plan: UpdatePlan) -> Task:
             ctx.data["primitive_rewritten"] = True
             ctx.save()
             # vm_manager's update is a disable and an enable: its stored crm lines run again
-            made = run_crm_config_cmd(services, vm, new_settings.crm_config_cmd, ctx)
+            made = run_crm_config_cmd(services, new_settings.crm_config_cmd, ctx)
             ctx.data["added_constraints"] = sorted({*ctx.data["added_constraints"], *made})
             ctx.save()
 
