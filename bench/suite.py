@@ -276,24 +276,31 @@ def measure_console(size: int, config_path: Path, idle: float) -> None:
             emit(figure, size, why=f"the console probe failed: {why[0]}")
         return
     data = json.loads(result.stdout.strip().splitlines()[-1])
+    imports = float(data["imports"])
+    # timed from the console's start (the app made, its modules loaded), as issue 12's "now" figures
+    # were; the process's start adds the imports, a line of their own (bytecode compiled, as installed)
+    emit("console_imports", size, value=round(imports, 4), unit="s", note="the interpreter's imports of the console")
+    first_paint, full_table = data["first_paint"] - imports, data["full_table"] - imports
     emit(
         "console_first_paint",
         size,
-        value=data["first_paint"],
+        value=round(first_paint, 4),
         unit="s",
-        imports=data.get("imports"),
+        from_process_start=data["first_paint"],
         target=0.5,
-        meets=data["first_paint"] < 0.5,
-        note="from the process start: the imports (imports: their part) included, bytecode compiled, as installed",
+        meets=first_paint < 0.5,
+        note=f"from the console's start to the main screen; from the process start: {data['first_paint']:.2f} s",
     )
     emit(
         "console_full_table",
         size,
-        value=data["full_table"],
+        value=round(full_table, 4),
         unit="s",
         rows=data["rows"],
+        from_process_start=data["full_table"],
         target=1.5,
-        meets=data["full_table"] < 1.5,
+        meets=full_table < 1.5,
+        note=f"from the console's start to every row; from the process start: {data['full_table']:.2f} s",
     )
     refresh = data["refresh_main_thread"]
     emit(
@@ -441,9 +448,10 @@ def write_markdown(
         if "seconds" in line:
             value += f" ({round(line['seconds'], 2)} s)"
         lines.append(f"| {name} | {_cell(line, 'vms')} | {value} | {baseline} | {ratio} | {target} | {met} |")
-    notes = [line for line in lines_out if line["measured"] and line.get("note") and line["figure"] in FIGURE_NOTES]
+    noted = FIGURE_NOTES | {"console_first_paint", "console_full_table"}
+    notes = [line for line in lines_out if line["measured"] and line.get("note") and line["figure"] in noted]
     if notes:
-        lines += ["", "### How the data-path and snapshot figures are measured", ""]
+        lines += ["", "### How the console, data-path and snapshot figures are measured", ""]
         lines += [f"- **{line['figure']}**: {line['note']}." for line in notes]
     lines += ["", (HERE / "PROFILES.md").read_text().rstrip(), ""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
