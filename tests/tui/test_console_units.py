@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,25 @@ def test_sizes_ages_and_durations() -> None:
     assert [text.age(now - timedelta(seconds=s), now) for s in (5, 600, 7200, 200000)] == ["5s", "10m", "2h", "2d"]
     assert text.age(None, now) == "-"
     assert [text.duration(s) for s in (7, 125, 3720, None)] == ["7 s", "2 min 5 s", "1 h 2 min", "unknown"]
+
+
+def test_the_table_ages_move_on_the_minute_all_together() -> None:
+    """Snapshots taken a few seconds apart on many VMs: their ages in the table change at the same
+    refresh (the table is drawn again once a minute), never more than a minute behind."""
+    minute = datetime(2026, 12, 3, 10, 27, tzinfo=UTC)
+    taken = [minute - timedelta(minutes=26, seconds=s) for s in range(0, 60, 7)]
+    for now in (minute + timedelta(seconds=s) for s in range(0, 60, 5)):
+        assert {text.table_age(t, now) for t in taken} == {"26m"}
+    later = minute + timedelta(minutes=1, seconds=1)
+    assert {text.table_age(t, later) for t in taken} == {"27m"}
+    for t in taken:
+        for now in (minute + timedelta(seconds=s) for s in range(0, 120, 3)):
+            behind = (now - t).total_seconds() // 60 - int(text.table_age(t, now)[:-1])
+            assert 0 <= behind <= 1
+    # the first minute in seconds, as everywhere else; then never under a minute
+    assert text.table_age(minute - timedelta(seconds=42), minute + timedelta(seconds=1)) == "43s"
+    assert text.table_age(minute - timedelta(seconds=30), minute + timedelta(seconds=35)) == "1m"
+    assert text.table_age(None, minute) == "-"
 
 
 @pytest.mark.parametrize(

@@ -147,13 +147,18 @@ class CountingPacemaker:
         self.calls.append("version")
         return self.version
 
-    def status(self) -> CrmMonSnapshot:
-        self.calls.append("crm_mon")
+    def status(self, cib_text: str | None = None) -> CrmMonSnapshot:
+        self.calls.append("crm_mon" if cib_text is None else "crm_mon of the CIB read")
         return self.snapshot
 
-    def configuration(self) -> tuple[dict[str, Any], str | None]:
-        self.calls.append("configuration")
-        return {}, "lab"
+    def cib_xml(self) -> str:
+        self.calls.append("whole CIB")
+        admin_epoch, epoch, num_updates = self.version.split(".")
+        return (
+            f'<cib admin_epoch="{admin_epoch}" epoch="{epoch}" num_updates="{num_updates}"><configuration>'
+            '<crm_config><cluster_property_set id="p"><nvpair id="n" name="cluster-name" value="lab"/>'
+            "</cluster_property_set></crm_config><resources/><constraints/></configuration><status/></cib>"
+        )
 
 
 def reader_on(pacemaker: CountingPacemaker) -> StateReader:
@@ -167,7 +172,10 @@ def test_pacemaker_is_asked_only_what_changed() -> None:
     pacemaker = CountingPacemaker()
     reader = reader_on(pacemaker)
     first = reader.pacemaker_part()
-    assert sorted(pacemaker.calls) == ["configuration", "crm_mon", "version"]
+    # a first read: one query of the whole CIB (its version in it), crm_mon fed that CIB
+    assert pacemaker.calls == ["whole CIB", "crm_mon of the CIB read"]
+    assert first.cluster_name == "lab"
+    assert reader._pacemaker_cache is not None and reader._pacemaker_cache[0] == "0.10.1"
     pacemaker.calls.clear()
     assert reader.pacemaker_part() is first  # nothing changed: the version alone
     assert pacemaker.calls == ["version"]
@@ -177,9 +185,9 @@ def test_pacemaker_is_asked_only_what_changed() -> None:
     assert pacemaker.calls == ["version", "crm_mon"]
     assert status_only.primitives is first.primitives
     pacemaker.calls.clear()
-    pacemaker.version = "0.11.0"  # a configuration change: both
+    pacemaker.version = "0.11.0"  # a configuration change: the whole CIB again
     reader.pacemaker_part()
-    assert sorted(pacemaker.calls) == ["configuration", "crm_mon", "version"]
+    assert pacemaker.calls == ["version", "whole CIB", "crm_mon of the CIB read"]
 
 
 def test_an_unchanged_vm_keeps_its_state_and_a_changed_one_shows_the_change() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from lxml import etree
@@ -159,7 +160,10 @@ def _primitive_parents(resources: etree._Element) -> Iterator[tuple[etree._Eleme
 
 
 def _configuration(cib_text: str | bytes) -> etree._Element:
-    root = parse_tool_output(cib_text, "CIB")
+    return _configuration_of(parse_tool_output(cib_text, "CIB"))
+
+
+def _configuration_of(root: etree._Element) -> etree._Element:
     configuration = root if root.tag == "configuration" else root.find("configuration")
     if configuration is None:
         raise BackendError(BACKEND, f"the CIB has no <configuration> (root is <{root.tag}>)")
@@ -173,11 +177,20 @@ def parse_cib_primitives(cib_text: str | bytes) -> dict[str, PrimitiveConfig]:
     constraints that name it (directly or through a resource set). Constraints naming the
     primitive's group or clone are attached to that container's id only, not to its members.
     """
-    configuration = _configuration(cib_text)
+    return _primitives(_configuration(cib_text))
+
+
+def _primitives(configuration: etree._Element) -> dict[str, PrimitiveConfig]:
     resources = configuration.find("resources")
     constraints = configuration.find("constraints")
-    locations = _locations(constraints)
-    colocations = _colocations(constraints)
+    # by resource, so that each primitive finds its own among a big cluster's thousand constraints
+    locations: dict[str, list[LocationConstraint]] = {}
+    for location in _locations(constraints):
+        locations.setdefault(location.resource, []).append(location)
+    colocations: dict[str, list[ColocationConstraint]] = {}
+    for colocation in _colocations(constraints):
+        for resource in dict.fromkeys(colocation.resources):
+            colocations.setdefault(resource, []).append(colocation)
 
     primitives: dict[str, PrimitiveConfig] = {}
     if resources is None:
@@ -193,8 +206,8 @@ def parse_cib_primitives(cib_text: str | bytes) -> dict[str, PrimitiveConfig]:
             meta=_nvpairs(element.iterfind("meta_attributes")),
             utilization=_nvpairs(element.iterfind("utilization")),
             operations=_operations(element),
-            locations=tuple(c for c in locations if c.resource == resource_id),
-            colocations=tuple(c for c in colocations if resource_id in c.resources),
+            locations=tuple(locations.get(resource_id, ())),
+            colocations=tuple(colocations.get(resource_id, ())),
             parent=parent,
         )
     return primitives
@@ -202,11 +215,30 @@ def parse_cib_primitives(cib_text: str | bytes) -> dict[str, PrimitiveConfig]:
 
 def parse_cib_cluster_name(cib_text: str | bytes) -> str | None:
     """The ``cluster-name`` cluster property (crm_mon 2.1.5 does not print it)."""
-    configuration = _configuration(cib_text)
+    return _cluster_name(_configuration(cib_text))
+
+
+def _cluster_name(configuration: etree._Element) -> str | None:
     for pair in configuration.iterfind("crm_config/cluster_property_set/nvpair"):
         if pair.get("name") == "cluster-name":
             return pair.get("value")
     return None
+
+
+@dataclass(frozen=True)
+class CibConfiguration:
+    """What a state read takes from the CIB's configuration, parsed once."""
+
+    primitives: dict[str, PrimitiveConfig]
+    cluster_name: str | None
+    version: str | None  # ``admin_epoch.epoch.num_updates`` of a whole CIB; None for a bare <configuration>
+
+
+def parse_cib_configuration(cib_text: str | bytes) -> CibConfiguration:
+    root = parse_tool_output(cib_text, "CIB")
+    version = ".".join(root.get(k, "?") for k in ("admin_epoch", "epoch", "num_updates")) if root.tag == "cib" else None
+    configuration = _configuration_of(root)
+    return CibConfiguration(_primitives(configuration), _cluster_name(configuration), version)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -49,9 +49,23 @@ class PacemakerClient:
         return run(argv, timeout=timeout or self.config.timeout, backend=BACKEND, check=check, input_text=input_text)
 
     # ------------------------------------------------------------------ reading
-    def crm_mon_xml(self) -> str:
-        """The cluster status as XML (raises BackendError when the cluster does not answer)."""
-        result = self._run([self.config.crm_mon, "--output-as=xml", "--inactive"], check=False)
+    def crm_mon_xml(self, cib_text: str | None = None) -> str:
+        """The cluster status as XML (raises BackendError when the cluster does not answer).
+
+        With ``cib_text`` (a whole CIB, ``cibadmin --query``), crm_mon computes the status from that CIB
+        on its standard input instead of fetching it again from the CIB daemon: the same answer for the
+        same CIB, without the daemon serving the whole CIB a second time."""
+        argv = [self.config.crm_mon, "--output-as=xml", "--inactive"]
+        if cib_text is None:
+            result = self._run(argv, check=False)
+        else:
+            result = run(
+                argv,
+                timeout=self.config.timeout,
+                backend=BACKEND,
+                env={"CIB_file": "/dev/stdin"},
+                input_text=cib_text,
+            )
         if result.stdout.strip().startswith("<"):
             return result.stdout  # rc 102 "not connected" comes as XML too: the parser reports it
         raise BackendError(BACKEND, f"crm_mon failed: {result.error_text()}")
@@ -74,19 +88,13 @@ class PacemakerClient:
     def cib_xml(self) -> str:
         return self._run([self.config.cibadmin, "--query"]).stdout
 
-    def status(self) -> CrmMonSnapshot:
-        """The cluster status (crm_mon), parsed."""
-        return crm_mon.parse_crm_mon(self.crm_mon_xml())
+    def status(self, cib_text: str | None = None) -> CrmMonSnapshot:
+        """The cluster status (crm_mon), parsed; of ``cib_text`` when given (see ``crm_mon_xml``)."""
+        return crm_mon.parse_crm_mon(self.crm_mon_xml(cib_text))
 
     def primitives(self) -> dict[str, PrimitiveConfig]:
         """Every primitive of the CIB with the constraints that name it, by id."""
         return cib.parse_cib_primitives(self.cib_xml())
-
-    def configuration(self) -> tuple[dict[str, PrimitiveConfig], str | None]:
-        """The primitives (as ``primitives``) and the cluster's name, from one query of the CIB's
-        configuration (not its status section: the larger half on a big cluster)."""
-        text = self._run([self.config.cibadmin, "--query", "--scope", "configuration"]).stdout
-        return cib.parse_cib_primitives(text), cib.parse_cib_cluster_name(text)
 
     def resource_ids(self) -> set[str]:
         """Every resource id of the CIB (primitives, groups, clones...)."""

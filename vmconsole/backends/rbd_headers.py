@@ -51,47 +51,12 @@ class ImageHeader:
     snapshots: tuple[SnapshotEntry, ...] | None = None
 
 
-class _Decoder:
-    """Just enough of Ceph's little-endian encoding to read group headers (cls_rbd)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def u8(self) -> int:
-        value = self.data[self.pos]
-        self.pos += 1
-        return value
-
-    def u32(self) -> int:
-        (value,) = struct.unpack_from("<I", self.data, self.pos)
-        self.pos += 4
-        return int(value)
-
-    def u64(self) -> int:
-        (value,) = struct.unpack_from("<Q", self.data, self.pos)
-        self.pos += 8
-        return int(value)
-
-    def string(self) -> str:
-        length = self.u32()
-        value = self.data[self.pos : self.pos + length].decode()
-        self.pos += length
-        return value
-
-    def start(self) -> int:
-        """ENCODE_START: version, compat, length; returns where the struct ends."""
-        self.u8()
-        self.u8()
-        length = self.u32()
-        return self.pos + length
-
-
 _SNAP_NAMESPACES = {0: "user", 1: "group", 2: "trash", 3: "mirror"}
 _HEAD = struct.Struct("<BBI")  # ENCODE_START: version, compat, length
 _U32 = struct.Struct("<I")
 _U32_U32 = struct.Struct("<II")
 _U64_U32 = struct.Struct("<QI")
+_U64 = struct.Struct("<Q")
 # image size, protection status, flags, the namespace's ENCODE_START, its kind
 _SNAP_MIDDLE = struct.Struct("<QBQBBII")
 
@@ -137,20 +102,31 @@ def decode_image_snapshot(raw: bytes) -> SnapshotEntry:
 
 
 def decode_group_snapshot(raw: bytes) -> GroupSnapshotEntry:
-    dec = _Decoder(raw)
-    end = dec.start()
-    snapshot_id = dec.string()
-    name = dec.string()
-    state = dec.u8()
+    """A group header's ``snapshot_<id>`` value (``cls::rbd::GroupSnapshot``): its id, name, state and
+    each member image's snapshot (the image's pool, id and snapshot id)."""
+    # straight struct reads, as for image snapshots: five thousand of these on a 500-VM cluster
+    (length,) = _U32.unpack_from(raw, 2)  # after ENCODE_START's version and compat
+    end = 6 + length
+    (id_length,) = _U32.unpack_from(raw, 6)
+    pos = 10 + id_length
+    snapshot_id = raw[10:pos].decode()
+    (name_length,) = _U32.unpack_from(raw, pos)
+    name = raw[pos + 4 : pos + 4 + name_length].decode()
+    pos += 4 + name_length
+    state = raw[pos]
+    (count,) = _U32.unpack_from(raw, pos + 1)
+    pos += 5
     members = []
-    for _ in range(dec.u32()):
-        member_end = dec.start()
-        dec.u64()  # pool
-        image_id = dec.string()
-        snap_id = dec.u64()
+    for _ in range(count):
+        (member_length,) = _U32.unpack_from(raw, pos + 2)
+        _pool, image_id_length = _U64_U32.unpack_from(raw, pos + 6)
+        at = pos + 18
+        image_id = raw[at : at + image_id_length].decode()
+        (snap_id,) = _U64.unpack_from(raw, at + image_id_length)
         members.append((image_id, snap_id))
-        dec.pos = member_end
-    dec.pos = end
+        pos += 6 + member_length
+    if pos > end or end > len(raw):
+        raise ValueError("group snapshot entry longer than its length says")
     return GroupSnapshotEntry(snapshot_id, name, state == 1, tuple(members))
 
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from vmconsole.backends import rbd_headers
+from vmconsole.backends import cib, rbd_headers
 from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.backends.rbd import ImageInfo, ImageSnapshot, RbdSession
 from vmconsole.backends.rbd_headers import GroupHeader, ImageHeader, SnapshotEntry
@@ -394,13 +394,16 @@ def read_ceph(session: RbdSession, only: set[str] | None = None) -> CephPart:
     return CephReader().read(session, only)
 
 
-def read_pacemaker(client: PacemakerClient) -> PacemakerPart:
-    # the two queries are independent: run them side by side
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cib") as pool:
-        configuration = pool.submit(client.configuration)
-        status = client.status()
-        primitives, cluster_name = configuration.result()
-    return PacemakerPart(status, primitives, cluster_name)
+def read_pacemaker(client: PacemakerClient) -> tuple[str, PacemakerPart]:
+    """Pacemaker's whole side and the CIB version it is of, from one query of the whole CIB: crm_mon
+    computes the status from that very CIB while its configuration is parsed here (the CIB daemon
+    serves the CIB once, not once to crm_mon and once more for the configuration)."""
+    text = client.cib_xml()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm_mon") as pool:
+        status = pool.submit(client.status, text)
+        configuration = cib.parse_cib_configuration(text)
+        part = PacemakerPart(status.result(), configuration.primitives, configuration.cluster_name)
+    return configuration.version or "?", part
 
 
 def build_snapshots(vm: str, disks: list[ImageInfo], records: Mapping[str, Mapping[str, Any]]) -> tuple[Snapshot, ...]:
@@ -591,15 +594,17 @@ class StateReader:
         """What changed since the last read, read again: the CIB's version (``admin_epoch.epoch.
         num_updates``) says. A new epoch is a configuration change (primitives read again, beside
         crm_mon); a new num_updates alone is a status change (crm_mon only)."""
-        version = self.pacemaker.cib_version()
         cached = self._pacemaker_cache
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        epoch = version.rsplit(".", 1)[0]
-        if cached is not None and cached[0].rsplit(".", 1)[0] == epoch:
-            part = replace(cached[1], status=self.pacemaker.status())
+        if cached is None:  # a first read: the whole CIB says its version itself
+            version, part = read_pacemaker(self.pacemaker)
         else:
-            part = read_pacemaker(self.pacemaker)
+            version = self.pacemaker.cib_version()
+            if cached[0] == version:
+                return cached[1]
+            if cached[0].rsplit(".", 1)[0] == version.rsplit(".", 1)[0]:
+                part = replace(cached[1], status=self.pacemaker.status())
+            else:
+                version, part = read_pacemaker(self.pacemaker)
         self._pacemaker_cache = (version, part)
         return part
 

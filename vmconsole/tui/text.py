@@ -102,6 +102,19 @@ def age(when: datetime | None, now: datetime) -> str:
     return seconds_short((now - when).total_seconds())
 
 
+def table_age(when: datetime | None, now: datetime) -> str:
+    """``age`` for a column of many rows: past the first minute it is counted to the minute ``now``
+    began, so every row's age moves on the minute, all together (one redraw of a 500-VM table a
+    minute, not one at every refresh when ages cross their minutes one after another). At most a
+    minute behind; the first minute in seconds, as ``age``."""
+    if when is None:
+        return "-"
+    seconds = (now - when).total_seconds()
+    if seconds < 60:
+        return seconds_short(seconds)
+    return seconds_short(max((now.replace(second=0, microsecond=0) - when).total_seconds(), 60))
+
+
 def seconds_short(seconds: float) -> str:
     value = max(int(seconds), 0)
     if value < 60:

@@ -200,8 +200,8 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
             vm.name in self.marked,
             self.activity.get(vm.name),
             failure,
-            text.age(latest_created, now),
-            text.age(failure.when, now) if failure is not None and failure.when is not None else None,
+            text.table_age(latest_created, now),
+            text.table_age(failure.when, now) if failure is not None and failure.when is not None else None,
         )
         if cached is not None and same_vm and cached[2] == key:
             return cached[3]
@@ -218,7 +218,7 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
             text.status_text(vm),
             text.plain(vm.node or "-"),
             Text(str(len(vm.snapshots)), justify="right", end=""),
-            Text(text.age(latest.created if latest else None, now), justify="right", end=""),
+            Text(text.table_age(latest.created if latest else None, now), justify="right", end=""),
             Text(text.size(vm.total_size) if vm.disks else "-", justify="right", end=""),
             self._note(vm, now),
         )
@@ -230,7 +230,7 @@ One row per VM, refreshed live. The detail strip below shows the VM under the cu
         failure = self.failures.shown(vm)
         if failure is None:
             return Text("", end="")
-        age = f" {text.age(failure.when, now)}" if failure.when is not None else ""
+        age = f" {text.table_age(failure.when, now)}" if failure.when is not None else ""
         return Text.assemble((f"{FAILED} ", "bold red"), text.plain(f"{failure.what}{age}", "red"), end="")
 
     def _sync(self) -> None:
