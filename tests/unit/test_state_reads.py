@@ -9,16 +9,17 @@ librbd's public API said of the same images' snapshots.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from vmconsole.backends.rbd_headers import decode_image_snapshot, image_header
-from vmconsole.core.state import CephReader, PacemakerPart, StateReader
+from vmconsole.core.state import CephReader, PacemakerPart, StateReader, build_vm
 from vmconsole.domain.model import VmStatus
 from vmconsole.domain.pacemaker_status import CrmMonSnapshot
 
@@ -90,6 +91,9 @@ class RecordedSession:
     def omap_get_many(self, oids: Sequence[str]) -> dict[str, dict[str, bytes] | None]:
         self.batches.append(list(oids))
         return {oid: dict(self.objects[oid]) if oid in self.objects else None for oid in oids}
+
+    def omap_stream(self, oids: Sequence[str]) -> Iterator[tuple[str, dict[str, bytes] | None]]:
+        yield from self.omap_get_many(oids).items()
 
     def image_info(self, name: str) -> Any:
         self.opened.append(name)
@@ -197,6 +201,7 @@ def test_an_unchanged_vm_keeps_its_state_and_a_changed_one_shows_the_change() ->
     reader = reader_on(pacemaker)
     reader._ceph_reader = CephReader()
     reader._vm_cache = {}
+    reader._sides = {}
     ceph = reader._ceph_reader.read(session, None)  # type: ignore[arg-type]
     pcmk = reader.pacemaker_part()
     before = reader._build_vm(vm, ceph, pcmk)
@@ -206,6 +211,28 @@ def test_an_unchanged_vm_keeps_its_state_and_a_changed_one_shows_the_change() ->
     after = reader._build_vm(vm, reader._ceph_reader.read(session, None), pcmk)  # type: ignore[arg-type]
     assert after is not before and after.metadata["role"] == "spare"
     assert isinstance(after.snapshots[0].created, datetime)
+
+
+def test_a_vms_ceph_side_is_built_in_the_reading_thread_once_per_change_of_its_objects() -> None:
+    session = RecordedSession()
+    vm = RECORDED["vm"]
+    reader = reader_on(CountingPacemaker())
+    reader._ceph_reader = CephReader()
+    reader._vm_cache = {}
+    reader._sides = {}
+    reader._last_ceph = None
+    reader.ceph = SimpleNamespace(session=lambda: session)  # type: ignore[assignment]
+    ceph = reader._read_ceph(None)
+    token, side = reader._sides[vm]
+    assert token is ceph.tokens[vm] and len(side.snapshots) == 10 and side.missing_system is None
+    reader._read_ceph(None)
+    assert reader._sides[vm][1] is side  # the same objects read: not built again
+    session.objects[f"rbd_header.{RECORDED['image_ids'][f'system_{vm}']}"]["metadata_role"] = b"spare"
+    ceph = reader._read_ceph(None)
+    assert reader._sides[vm][1] is not side and reader._sides[vm][1].user_metadata["role"] == "spare"
+    # the VM is built from that side, as a build from scratch builds it
+    pcmk = reader.pacemaker_part()
+    assert reader._build_vm(vm, ceph, pcmk) == build_vm(vm, ceph, pcmk)
 
 
 def test_a_pacemaker_part_is_a_plain_record() -> None:
@@ -271,6 +298,7 @@ def test_a_light_read_uses_the_last_ceph_part_until_the_configuration_changes() 
     reader = reader_on(pacemaker)
     reader._ceph_reader = CephReader()
     reader._vm_cache = {}
+    reader._sides = {}
     reader._last_ceph = None
     reader.ceph = type("Ceph", (), {"session": lambda self: session, "retire": lambda self: None})()  # type: ignore[assignment]
     from concurrent.futures import ThreadPoolExecutor

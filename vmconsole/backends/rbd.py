@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -267,40 +269,60 @@ class RbdSession:
 
     @_uses_connection
     def omap_get_many(self, oids: Sequence[str], window: int = 256) -> dict[str, dict[str, bytes] | None]:
-        """The whole omap of many objects, their reads in flight together (librados' asynchronous read
-        ops, ``window`` at a time): a round trip for the lot instead of one per object, and no Python
-        thread. None for an object that does not exist; other errors raise, naming the object."""
-        results: dict[str, dict[str, bytes] | None] = {}
-        for start in range(0, len(oids), window):
-            batch: list[tuple[str, rados.ReadOp, Any, Any]] = []
+        """The whole omap of many objects (see ``omap_stream``), all of them at once."""
+        return dict(self.omap_stream(oids, window))
+
+    def omap_stream(
+        self, oids: Sequence[str], window: int = 256
+    ) -> Generator[tuple[str, dict[str, bytes] | None], None, None]:
+        """The whole omap of each object, in the order asked, while the next ones are read: librados'
+        asynchronous read ops, ``window`` of them in flight (one more sent as each is taken), no Python
+        thread. What the caller does with one object overlaps the cluster's reading of the next. None
+        for an object that does not exist; other errors raise, naming the object."""
+        pending: deque[tuple[str, rados.ReadOp, Any, Any]] = deque()
+        waiting = iter(oids)
+
+        def send(oid: str) -> None:
+            op = rados.ReadOp().create()
             try:
-                for oid in oids[start : start + window]:
-                    op = rados.ReadOp().create()
-                    batch.append((oid, op, None, None))
-                    iterator, _ = self.ioctx.get_omap_vals(op, "", "", 100000)
-                    completion = self.ioctx.operate_aio_read_op(op, oid)
-                    batch[-1] = (oid, op, iterator, completion)
-                for oid, _op, iterator, completion in batch:
+                iterator, _ = self.ioctx.get_omap_vals(op, "", "", 100000)
+                completion = self.ioctx.operate_aio_read_op(op, oid)
+            except BaseException:
+                op.release()
+                raise
+            pending.append((oid, op, iterator, completion))
+
+        with self.in_use():
+            try:
+                for oid in itertools.islice(waiting, window):
+                    send(oid)
+                while pending:
+                    oid, op, iterator, completion = pending[0]
                     completion.wait_for_complete()
                     code = completion.get_return_value()
+                    result: dict[str, bytes] | None
                     if code == -2:  # ENOENT
-                        results[oid] = None
+                        result = None
                     elif code == -110:
                         raise BackendTimeout(BACKEND, f"reading {oid}: no answer from the cluster in time")
                     elif code < 0:
                         raise BackendError(BACKEND, f"reading {oid}: error {-code}")
                     else:
-                        results[oid] = {key: bytes(value) for key, value in iterator}
-                        if len(results[oid] or ()) >= OMAP_FOLLOW_UP:
-                            results[oid] = self.omap_get(oid)  # possibly cut at the OSD's per-read cap
+                        result = {key: bytes(value) for key, value in iterator}
+                    pending.popleft()
+                    op.release()
+                    following = next(waiting, None)
+                    if following is not None:
+                        send(following)
+                    if result is not None and len(result) >= OMAP_FOLLOW_UP:
+                        result = self.omap_get(oid)  # possibly cut at the OSD's per-read cap
+                    yield oid, result
             except rados.Error as exc:
                 raise _translate(exc, "reading RBD headers") from exc
             finally:
-                for _oid, op, _iterator, completion in batch:
-                    if completion is not None:
-                        completion.wait_for_complete()  # never free an op librados still writes to
+                for _oid, op, _iterator, completion in pending:
+                    completion.wait_for_complete()  # never free an op librados still writes to
                     op.release()
-        return results
 
     def group_ids(self) -> dict[str, str]:
         """Group name -> id, in one read of the pool's group directory."""

@@ -9,6 +9,8 @@ caller wait forever.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import re
 import threading
@@ -116,40 +118,42 @@ class CephReader:
         # vmconsole's own temporary groups (a replacement being built) are not VMs
         groups = [g for g in groups if not naming.is_temporary(g)]
         images_by_vm = _vm_images(groups, image_ids)
-        # one batch: every group header, snapshot record and disk header named after its VM
-        oids: list[str] = []
-        for vm in groups:
-            oids.append(f"rbd_group_header.{group_ids[vm]}")
-            oids.append(naming.snapshot_records_object(vm))
-            oids.extend(f"rbd_header.{image_ids[i]}" for i in images_by_vm.get(vm, ()))
-        raw = session.omap_get_many(oids)
-        # members named otherwise (rare): a second batch
-        extra: list[str] = []
-        for vm in groups:
-            group_raw = raw.get(f"rbd_group_header.{group_ids[vm]}")
-            for key in group_raw or {}:
-                if key.startswith("image_"):
-                    oid = f"rbd_header.{key.split('_', 2)[2]}"
-                    if oid not in raw:
-                        extra.append(oid)
-        if extra:
-            raw.update(session.omap_get_many(extra))
-
+        # one stream: every group header, snapshot record and disk header named after its VM, each VM
+        # decoded as soon as its objects are in, while the cluster reads the next ones
+        wanted = {
+            vm: [
+                f"rbd_group_header.{group_ids[vm]}",
+                naming.snapshot_records_object(vm),
+                *(f"rbd_header.{image_ids[i]}" for i in images_by_vm.get(vm, ())),
+            ]
+            for vm in groups
+        }
         members_by_vm: dict[str, list[str]] = {}
         images: dict[str, ImageInfo] = {}
         records: dict[str, dict[str, dict[str, Any]]] = {}
         tokens: dict[str, object] = {}
         cache: dict[str, tuple[tuple[Any, ...], _VmRead]] = {}
-        for vm in groups:
-            try:
-                read = self._read_vm(session, vm, group_ids[vm], image_ids, names_by_id, raw, cache)
-            except VmConsoleError as exc:
-                problems.append(str(exc))
-                continue
-            members_by_vm[vm] = read.members
-            images.update(read.infos)
-            records[vm] = read.records
-            tokens[vm] = read
+        with contextlib.closing(session.omap_stream([oid for vm in groups for oid in wanted[vm]])) as stream:
+            for vm in groups:
+                raw = dict(itertools.islice(stream, len(wanted[vm])))
+                # members named otherwise (rare): read on the spot
+                group_raw = raw.get(f"rbd_group_header.{group_ids[vm]}")
+                extra = [
+                    f"rbd_header.{key.split('_', 2)[2]}"
+                    for key in group_raw or {}
+                    if key.startswith("image_") and f"rbd_header.{key.split('_', 2)[2]}" not in raw
+                ]
+                if extra:
+                    raw.update(session.omap_get_many(extra))
+                try:
+                    read = self._read_vm(session, vm, group_ids[vm], image_ids, names_by_id, raw, cache)
+                except VmConsoleError as exc:
+                    problems.append(str(exc))
+                    continue
+                members_by_vm[vm] = read.members
+                images.update(read.infos)
+                records[vm] = read.records
+                tokens[vm] = read
         if only is None:
             self._vms = cache
         else:
@@ -453,15 +457,27 @@ def build_snapshots(vm: str, disks: list[ImageInfo], records: Mapping[str, Mappi
     return tuple(result)
 
 
-def build_vm(vm: str, ceph: CephPart | None, pcmk: PacemakerPart | None) -> VmState:
-    problems: list[str] = []
-    primitive = pcmk.primitives.get(vm) if pcmk else None
-    if primitive is not None and not primitive.is_vm:
-        primitive = None
-    resource = pcmk.status.resource(vm) if pcmk else None
+@dataclass(frozen=True)
+class CephSide:
+    """What a VM's row takes from Ceph alone: built once per change of the VM's objects (in the
+    reading thread, beside Pacemaker's answer), not at every read."""
+
+    has_group: bool
+    disks: tuple[Disk, ...]
+    metadata: Mapping[str, str]  # the system disk's, all of it
+    settings: Mapping[str, Any]
+    uuid: str | None
+    snapshots: tuple[Snapshot, ...]
+    user_metadata: Mapping[str, str]
+    missing_system: str | None  # the problem said first
+    problems: tuple[str, ...]  # said after Pacemaker's
+
+
+def ceph_side(vm: str, ceph: CephPart | None) -> CephSide:
     disks: list[ImageInfo] = []
     metadata: dict[str, str] = {}
     has_group = True
+    missing_system = None
     if ceph is not None:
         has_group = vm in ceph.groups
         images = sorted({*ceph.groups.get(vm, []), naming.system_image(vm)}, key=lambda i: naming.disk_order(vm, i))
@@ -469,12 +485,8 @@ def build_vm(vm: str, ceph: CephPart | None, pcmk: PacemakerPart | None) -> VmSt
         system = ceph.images.get(naming.system_image(vm))
         metadata = dict(system.metadata) if system else {}
         if has_group and system is None:
-            problems.append(f"its system disk {naming.system_image(vm)} is missing")
-    if pcmk is None:
-        status, node = VmStatus.UNDEFINED if not has_group else VmStatus.DISABLED, None
-        problems.append("Pacemaker state unknown")
-    else:
-        status, node = derive_status_and_node(has_group, primitive, resource)
+            missing_system = f"its system disk {naming.system_image(vm)} is missing"
+    problems: list[str] = []
     try:
         settings = VmSettings.from_metadata(metadata)
         settings_map: Mapping[str, Any] = MappingProxyType(settings.to_json())
@@ -489,34 +501,63 @@ def build_vm(vm: str, ceph: CephPart | None, pcmk: PacemakerPart | None) -> VmSt
             problems.append(f"stored xml: {exc}")
     if not _VM_NAME_AS_STORED.fullmatch(vm):
         problems.append("its name is not a VM name (letters and digits): vmconsole shows it but does not act on it")
-    for snapshot, record in (ceph.records.get(vm, {}) if ceph else {}).items():
+    records = ceph.records.get(vm, {}) if ceph else {}
+    for snapshot, record in records.items():
         if INVALID_RECORD in record:
             problems.append(f"vmconsole's record of snapshot {snapshot!r} is unreadable ({record[INVALID_RECORD]})")
+    return CephSide(
+        has_group=has_group,
+        disks=tuple(Disk(d.name, d.size) for d in disks),
+        metadata=metadata,
+        settings=settings_map,
+        uuid=uuid,
+        snapshots=build_snapshots(vm, disks, records),
+        user_metadata=MappingProxyType(user_metadata(metadata)),
+        missing_system=missing_system,
+        problems=tuple(problems),
+    )
+
+
+def build_vm(vm: str, ceph: CephPart | None, pcmk: PacemakerPart | None, side: CephSide | None = None) -> VmState:
+    """The VM as both parts say; ``side``: its ``ceph_side(vm, ceph)`` when already built."""
+    side = side or ceph_side(vm, ceph)
+    primitive = pcmk.primitives.get(vm) if pcmk else None
+    if primitive is not None and not primitive.is_vm:
+        primitive = None
+    resource = pcmk.status.resource(vm) if pcmk else None
+    problems: list[str] = [side.missing_system] if side.missing_system else []
+    if pcmk is None:
+        status, node = VmStatus.UNDEFINED if not side.has_group else VmStatus.DISABLED, None
+        problems.append("Pacemaker state unknown")
+    else:
+        status, node = derive_status_and_node(side.has_group, primitive, resource)
+    problems.extend(side.problems)
     if pcmk is not None and primitive is None and vm in pcmk.primitives:
         problems.append("a Pacemaker resource of this name is not an ocf:seapath:VirtualDomain")
     failures = resource.failures if resource else ()
+    target_role = (primitive.target_role if primitive else None) or (resource.target_role if resource else None)
     return VmState(
         name=vm,
         status=status,
         node=node,
         enabled=primitive is not None,
-        uuid=uuid,
-        target_role=(primitive.target_role if primitive else None) or (resource.target_role if resource else None),
+        uuid=side.uuid,
+        target_role=target_role,
         managed=primitive.managed if primitive else True,
         blocked=bool(resource and resource.blocked),
         failed=status is VmStatus.FAILED,
         fail_count=resource.fail_count if resource else 0,
         last_failure=max(failures, key=lambda f: f.when or datetime.min.replace(tzinfo=UTC)) if failures else None,
         resource=resource,
-        disks=tuple(Disk(d.name, d.size) for d in disks),
-        snapshots=build_snapshots(vm, disks, ceph.records.get(vm, {}) if ceph else {}),
-        metadata=MappingProxyType(user_metadata(metadata)),
-        settings=settings_map,
+        disks=side.disks,
+        snapshots=side.snapshots,
+        metadata=side.user_metadata,
+        settings=side.settings,
         problems=tuple(problems),
         vm_manager_status=vm_manager_status(
             status,
             enabled=primitive is not None,
-            target_role=(primitive.target_role if primitive else None) or (resource.target_role if resource else None),
+            target_role=target_role,
             node=node,
             blocked=bool(resource and resource.blocked),
         ),
@@ -556,11 +597,22 @@ class StateReader:
         self._last_ceph: tuple[float, CephPart, str | None] | None = None
         # vm -> (what it was built from, the VmState): unchanged VMs keep their very VmState
         self._vm_cache: dict[str, tuple[tuple[object, ...], VmState]] = {}
+        # vm -> (the token of the read it was built from, its Ceph side)
+        self._sides: dict[str, tuple[object, CephSide]] = {}
 
     def _read_ceph(self, only: set[str] | None) -> CephPart:
         started = time.monotonic()
         epoch = self._cib_epoch()
         part = self._ceph_reader.read(self.ceph.session(), only)
+        # what each changed VM takes from Ceph alone, built here while Pacemaker is still answering
+        sides = {}
+        for vm, token in part.tokens.items():
+            known = self._sides.get(vm)
+            sides[vm] = known if known is not None and known[0] is token else (token, ceph_side(vm, part))
+        if only is None:
+            self._sides = sides
+        else:
+            self._sides.update(sides)
         if only is None and not part.problems:
             self._last_ceph = (started, part, epoch)
         return part
@@ -581,7 +633,8 @@ class StateReader:
             (was_token, was_primitive, was_resource), state = cached
             if was_token is token and was_primitive == primitive and was_resource == resource:
                 return state
-        state = build_vm(vm, ceph, pcmk)
+        side = self._sides.get(vm)
+        state = build_vm(vm, ceph, pcmk, side[1] if side is not None and side[0] is token else None)
         self._vm_cache[vm] = ((token, primitive, resource), state)
         return state
 
