@@ -16,8 +16,9 @@ the date of its own run) in both files, so ``BENCHMARKS.md`` always lists every 
 
 The lab: the machine's single-node lab, used as it is when it is up (started when none runs, and then
 stopped after). The fixture lives in pool ``bench`` (see ``fixture.py``); its primitives are taken out
-of the CIB at the end unless ``--keep-primitives``. The other figures' VMs and images (``io_figures.py``,
-``snapshot_figures.py``) are made for the run and removed at its end, whatever happened.
+of the CIB after the scale pass, before the data-path figures, unless ``--keep-primitives``. The other
+figures' VMs and images (``io_figures.py``, ``snapshot_figures.py``) are made for the run and removed at
+its end, whatever happened.
 """
 
 from __future__ import annotations
@@ -557,10 +558,16 @@ def main() -> int:
                         measure_console(size, config_path, args.idle)
                 except Exception as exc:  # a size that could not be measured says why, the others go on
                     emit("state_read_cold", size, why=why(exc))
+            if not args.keep_primitives:
+                # the data-path figures time copies and snapshots, not the fixture's dozen running
+                # guests and their monitors: those go before them
+                log(f"removed {fixture.remove_primitives(lab_config)} fixture primitives from the CIB")
         measure_io(lab, lab_config, groups, repeat)
     finally:
         if "scale" in groups and not args.keep_primitives:
-            log(f"removed {fixture.remove_primitives(lab_config)} fixture primitives from the CIB")
+            left = fixture.remove_primitives(lab_config)
+            if left:
+                log(f"removed {left} fixture primitives from the CIB")
         if lab_started:
             lab.down()
     out = HERE / "results"
