@@ -8,6 +8,7 @@ killed at every step, then ``vmconsole recover``): both plan exactly the same ta
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,7 +18,7 @@ from vmconsole.core import placement, snapshots, vms
 from vmconsole.core.services import Services
 from vmconsole.core.tasks import Task
 from vmconsole.domain import naming
-from vmconsole.domain.errors import VmConsoleError
+from vmconsole.domain.errors import ConflictError, VmConsoleError
 from vmconsole.domain.model import VmStatus
 from vmconsole.lab.lab import Lab
 from vmconsole.lab.seed import base_xml
@@ -47,13 +48,23 @@ def _setup_vm(**kwargs: Any) -> Callable[[Services, Lab, str], None]:
         if not services.vm_exists(name):
             create_vm(services, lab, name, **kwargs)
             return
+        # a recovery may have left Pacemaker starting or stopping it: decide on where it settles
         state = services.vm(name)
+        deadline = time.monotonic() + 90
+        while state.status in (VmStatus.STARTING, VmStatus.STOPPING) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            state = services.vm(name)
         if kwargs.get("enable", True) and not state.enabled:
             services.run(vms.plan_enable(services, name, start=kwargs.get("start", True)))
         elif kwargs.get("enable", True) and kwargs.get("start", True) and state.status is not VmStatus.STARTED:
             if state.status is VmStatus.FAILED:
                 services.run(vms.plan_cleanup(services, name))
-            services.run(vms.plan_start(services, name))
+            try:
+                services.run(vms.plan_start(services, name))
+            except ConflictError as exc:
+                # Pacemaker started it itself in the meantime (its primitive was back, Started)
+                if exc.reason != "already_started":
+                    raise
 
     return setup
 
