@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vmconsole.backends.cib import parse_cib_cluster_name, parse_cib_primitives
+from vmconsole.backends.cib import parse_cib_configuration, parse_cib_primitives
 from vmconsole.backends.crm_mon import parse_crm_mon, parse_pacemaker_time
 from vmconsole.domain.errors import BackendError
 from vmconsole.domain.model import NodeStatus
@@ -100,7 +100,7 @@ def test_no_dc_means_quorum_unknown() -> None:
 def test_cluster_name_comes_from_the_cib() -> None:
     # crm_mon 2.1.5 does not print it; the CIB property has it.
     assert crm_mon("healthy").cluster_name is None
-    assert parse_cib_cluster_name(cib_text("healthy")) == "seapath"
+    assert parse_cib_configuration(cib_text("healthy")).cluster_name == "seapath"
 
 
 # ------------------------------------------------------------------------------------------------

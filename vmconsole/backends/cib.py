@@ -213,12 +213,8 @@ def _primitives(configuration: etree._Element) -> dict[str, PrimitiveConfig]:
     return primitives
 
 
-def parse_cib_cluster_name(cib_text: str | bytes) -> str | None:
-    """The ``cluster-name`` cluster property (crm_mon 2.1.5 does not print it)."""
-    return _cluster_name(_configuration(cib_text))
-
-
 def _cluster_name(configuration: etree._Element) -> str | None:
+    """The ``cluster-name`` cluster property (crm_mon 2.1.5 does not print it)."""
     for pair in configuration.iterfind("crm_config/cluster_property_set/nvpair"):
         if pair.get("name") == "cluster-name":
             return pair.get("value")

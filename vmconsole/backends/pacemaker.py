@@ -44,9 +44,17 @@ class PacemakerClient:
         self.config = config
 
     def _run(
-        self, argv: Sequence[str], *, check: bool = True, timeout: float | None = None, input_text: str | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float | None = None,
+        input_text: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> Completed:
-        return run(argv, timeout=timeout or self.config.timeout, backend=BACKEND, check=check, input_text=input_text)
+        return run(
+            argv, timeout=timeout or self.config.timeout, backend=BACKEND, check=check, input_text=input_text, env=env
+        )
 
     # ------------------------------------------------------------------ reading
     def crm_mon_xml(self, cib_text: str | None = None) -> str:
@@ -55,17 +63,12 @@ class PacemakerClient:
         With ``cib_text`` (a whole CIB, ``cibadmin --query``), crm_mon computes the status from that CIB
         on its standard input instead of fetching it again from the CIB daemon: the same answer for the
         same CIB, without the daemon serving the whole CIB a second time."""
-        argv = [self.config.crm_mon, "--output-as=xml", "--inactive"]
-        if cib_text is None:
-            result = self._run(argv, check=False)
-        else:
-            result = run(
-                argv,
-                timeout=self.config.timeout,
-                backend=BACKEND,
-                env={"CIB_file": "/dev/stdin"},
-                input_text=cib_text,
-            )
+        result = self._run(
+            [self.config.crm_mon, "--output-as=xml", "--inactive"],
+            check=False,
+            input_text=cib_text,
+            env=None if cib_text is None else {"CIB_file": "/dev/stdin"},
+        )
         if result.stdout.strip().startswith("<"):
             return result.stdout  # rc 102 "not connected" comes as XML too: the parser reports it
         raise BackendError(BACKEND, f"crm_mon failed: {result.error_text()}")

@@ -464,7 +464,6 @@ class CephSide:
 
     has_group: bool
     disks: tuple[Disk, ...]
-    metadata: Mapping[str, str]  # the system disk's, all of it
     settings: Mapping[str, Any]
     uuid: str | None
     snapshots: tuple[Snapshot, ...]
@@ -508,7 +507,6 @@ def ceph_side(vm: str, ceph: CephPart | None) -> CephSide:
     return CephSide(
         has_group=has_group,
         disks=tuple(Disk(d.name, d.size) for d in disks),
-        metadata=metadata,
         settings=settings_map,
         uuid=uuid,
         snapshots=build_snapshots(vm, disks, records),
@@ -645,8 +643,8 @@ class StateReader:
 
     def pacemaker_part(self) -> PacemakerPart:
         """What changed since the last read, read again: the CIB's version (``admin_epoch.epoch.
-        num_updates``) says. A new epoch is a configuration change (primitives read again, beside
-        crm_mon); a new num_updates alone is a status change (crm_mon only)."""
+        num_updates``) says. A first read or a new epoch (a configuration change) reads the whole CIB
+        once (``read_pacemaker``); a new num_updates alone is a status change (crm_mon only)."""
         cached = self._pacemaker_cache
         if cached is None:  # a first read: the whole CIB says its version itself
             version, part = read_pacemaker(self.pacemaker)
