@@ -378,7 +378,7 @@ def measure_import(services: Services, lab: Lab, emit: Emit, repeat: int) -> Non
 # ------------------------------------------------------------------------------------------- clones
 def measure_deep_clone(services: Services, lab: Lab, emit: Emit, repeat: int) -> None:
     """vmconsole's deep clone (linked=False) against ``rbd deep cp`` of the same images, one after the
-    other as the clone copies them."""
+    other as an operator (or vm_manager) copies them; the clone copies its disks at once."""
     system_size, data_size = 2 * GIB, GIB
     files = []
     written = 0
@@ -442,10 +442,10 @@ def measure_deep_clone(services: Services, lab: Lab, emit: Emit, repeat: int) ->
         note=f"a stopped VM with a 2 GiB system disk and a 1 GiB data disk, {written // MIB} MiB of random "
         f"data (every other 4 MiB); throughput of the virtual size, median of {repeat}, the order alternating. "
         "vmconsole: `vm clone` (deep), not enabled: the plan and its checks, a snapshot of every disk at one "
-        "instant, rbd deep cp of each from it, the temporary snapshot removed (from sources and copies), group "
-        "and metadata. fixed_seconds: vmconsole's time beyond the copies (about 0.3-0.4 s whatever the size, in "
-        "step timings), so the ratio rises with the disks' size. Both start with the pool's snapshot trim queue "
-        "empty",
+        "instant, rbd deep cp of every disk from it, all at once, the temporary snapshot removed (from sources "
+        "and copies), group and metadata. fixed_seconds: vmconsole's time beyond the baseline's (its own steps "
+        "cost about 0.3-0.4 s whatever the size, in step timings), so the ratio rises with the disks' size. Both "
+        "start with the pool's snapshot trim queue empty",
     )
 
 

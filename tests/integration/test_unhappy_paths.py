@@ -29,6 +29,7 @@ from vmconsole.core.services import Services
 from vmconsole.core.tasks import Task, TaskResult
 from vmconsole.domain import naming
 from vmconsole.domain.errors import (
+    BackendError,
     ConflictError,
     LockedError,
     NotFoundError,
@@ -372,3 +373,43 @@ def test_a_purge_during_a_clone_is_refused_and_the_clone_is_whole(
         assert checksum(services, naming.system_image(clone)) == expected[system]
     finally:
         other.close()
+
+
+def test_a_disk_copy_that_fails_stops_the_others_and_the_clone_is_undone(
+    services: Services, lab: Lab, vm_name: str, cleanup_vms: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deep clone copies its disks at once: when one copy fails, the others are stopped, every copy
+    (whole or partial) goes, and the source keeps its data and no temporary snapshot."""
+    clone = vm_name + "c"
+    cleanup_vms += [clone, vm_name]
+    create_vm(services, lab, vm_name, enable=False, data_disks=1)
+    system, data = naming.system_image(vm_name), naming.data_image(vm_name, 0)
+    write_pattern(services, system, b"source system")
+    expected = checksum(services, system)
+    real_copy = services.rbd.deep_copy
+    system_started = threading.Event()
+    system_copied: list[bool] = []
+
+    def copy(source: str, target: str, size: int, progress: Any, cancelled: Any) -> bool:
+        if source.startswith("data_"):
+            system_started.wait(30)
+            raise BackendError("ceph", f"copy of {source} failed: injected")
+
+        def watched() -> bool:
+            system_started.set()
+            return bool(cancelled())
+
+        system_copied.append(real_copy(source, target, size, progress, watched))
+        return system_copied[-1]
+
+    monkeypatch.setattr(services.rbd, "deep_copy", copy)
+    task = vms.plan_clone(services, vms.CloneSpec(source=vm_name, name=clone, options=vms.VmOptions(enable=False)))
+    with pytest.raises(BackendError) as caught:
+        services.run(task)
+    assert "injected" in str(caught.value)
+    assert system_copied == [False], "the system disk's copy was not stopped"
+    assert "every completed step was undone" in str(caught.value.hint or "") + str(caught.value), caught.value
+    assert leftovers(services, clone) == []
+    assert checksum(services, system) == expected
+    for image in (system, data):
+        assert not [s for s in services.rbd.image_info(image).snapshots if s.name.startswith("vmconsole-clone-")]
