@@ -428,3 +428,13 @@ def test_any_text_is_xml_or_a_clean_refusal(data: str | bytes) -> None:
         except ValidationError as error:
             # libxml2's own words may run over two lines; nothing else of the input's bytes comes raw
             assert all(ch.isprintable() or ch == "\n" for ch in error.message), repr(error.message)
+
+
+@FAST
+@given(any_text, any_text)
+def test_a_data_disk_index_is_read_exactly_as_the_pattern_reads_it(vm: str, image: str) -> None:
+    match = re.fullmatch(rf"data_{re.escape(vm)}_([0-9]+)", image)
+    assert naming.data_index(vm, image) == (int(match.group(1)) if match else None), (vm, image)
+    assert naming.data_index(vm, f"data_{vm}_12") == 12
+    assert naming.data_index(vm, f"data_{vm}_") is None
+    assert naming.data_index(vm, f"data_{vm}_1²") is None

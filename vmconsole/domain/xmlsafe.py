@@ -33,8 +33,9 @@ def parse(text: str | bytes, *, what: str = "XML", field: str | None = None) -> 
     if root is None:
         raise ValidationError(f"{what} is empty", field=field)
     # The byte check above misses UTF-16/32 input: look at what the parser actually saw.
-    if root.getroottree().docinfo.internalDTD is not None or any(
-        isinstance(node, etree._Entity) for node in root.iter()
+    if (
+        root.getroottree().docinfo.internalDTD is not None
+        or next(root.iter(etree.Entity), None) is not None  # lxml's own walk, entity references only
     ):
         raise ValidationError(f"{what} declares a DOCTYPE or entities, which vmconsole never resolves", field=field)
     return root
