@@ -4,6 +4,8 @@ secret, watch lifecycle events. Every call is bounded by a timeout."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import sys
 import tempfile
 import threading
 import uuid
@@ -11,33 +13,61 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import libvirt
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vmconsole.backends.proc import run
 from vmconsole.domain import xmlsafe
 from vmconsole.domain.errors import BackendError, BackendTimeout, ValidationError
 
-BACKEND = "libvirt"
+if TYPE_CHECKING:
+    import libvirt
+elif "libvirt" in sys.modules:
+    libvirt = sys.modules["libvirt"]
+else:
+    # loaded at its first use, by _states() (under a lock: a lazy module is not safe to load from two
+    # threads at once): a command that never asks libvirt (most of the CLI, most Ansible tasks) is
+    # spared its 50 ms of import. Registered as libvirt itself, so that there is one copy of it.
+    _spec = importlib.util.find_spec("libvirt")
+    if _spec is None or _spec.loader is None:
+        raise ModuleNotFoundError("No module named 'libvirt'", name="libvirt")
+    _spec.loader = importlib.util.LazyLoader(_spec.loader)
+    libvirt = importlib.util.module_from_spec(_spec)
+    sys.modules["libvirt"] = libvirt
+    _spec.loader.exec_module(libvirt)
 
-_STATES = {
-    libvirt.VIR_DOMAIN_NOSTATE: "nostate",
-    libvirt.VIR_DOMAIN_RUNNING: "running",
-    libvirt.VIR_DOMAIN_BLOCKED: "running",  # running, waiting on a resource: not paused
-    libvirt.VIR_DOMAIN_PAUSED: "paused",
-    libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down",
-    libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
-    libvirt.VIR_DOMAIN_CRASHED: "crashed",
-    libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
-}
+BACKEND = "libvirt"
 
 
 def _silence_stderr(ctx: object, err: object) -> None:
     """libvirt prints every error on stderr by default; vmconsole reports them itself."""
 
 
-libvirt.registerErrorHandler(_silence_stderr, None)
+_LOADING = threading.Lock()
+_STATES: dict[int, str] = {}
+
+
+def _states() -> dict[int, str]:
+    """libvirt's domain states as vmconsole names them. The first call loads libvirt and silences its
+    error printing: every use of libvirt here comes after one."""
+    if not _STATES:
+        with _LOADING:
+            if not _STATES:
+                libvirt.registerErrorHandler(_silence_stderr, None)
+                _STATES.update(_state_names())
+    return _STATES
+
+
+def _state_names() -> dict[int, str]:
+    return {
+        libvirt.VIR_DOMAIN_NOSTATE: "nostate",
+        libvirt.VIR_DOMAIN_RUNNING: "running",
+        libvirt.VIR_DOMAIN_BLOCKED: "running",  # running, waiting on a resource: not paused
+        libvirt.VIR_DOMAIN_PAUSED: "paused",
+        libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down",
+        libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+        libvirt.VIR_DOMAIN_CRASHED: "crashed",
+        libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
+    }
 
 
 @dataclass(frozen=True)
@@ -74,6 +104,7 @@ class LibvirtSession:
         self.uri = uri
         self.timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="libvirt")
+        _states()  # libvirt loaded, its error printing silenced
         opener = libvirt.openReadOnly if read_only else libvirt.open
         try:
             self.conn: Any = self._bounded(f"connecting to {uri}", lambda: opener(uri))
@@ -113,7 +144,7 @@ class LibvirtSession:
                 result[dom.name()] = DomainInfo(
                     name=dom.name(),
                     uuid=dom.UUIDString(),
-                    state=_STATES.get(state, "unknown"),
+                    state=_states().get(state, "unknown"),
                     persistent=bool(dom.isPersistent()),
                     vcpus=vcpus,
                     memory_kib=memory,
@@ -139,7 +170,7 @@ class LibvirtSession:
         dom = self._lookup(name)
         if dom is None:
             return None
-        return self._bounded(f"reading state of {name}", lambda: _STATES.get(dom.state()[0], "unknown"))
+        return self._bounded(f"reading state of {name}", lambda: _states().get(dom.state()[0], "unknown"))
 
     def domain_xml(self, name: str) -> str | None:
         dom = self._lookup(name)
@@ -287,6 +318,7 @@ def watch_lifecycle(uri: str, on_event: Callable[[str, str], None], stop: thread
         libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: "shutdown",
         libvirt.VIR_DOMAIN_EVENT_CRASHED: "crashed",
     }
+    _states()  # libvirt loaded, its error printing silenced
     _ensure_event_loop()
     timer = libvirt.virEventAddTimeout(1000, lambda *_args: None, None)
     conn = libvirt.openReadOnly(uri)
