@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -333,11 +333,11 @@ def with_target_role(primitive: etree._Element, role: str) -> etree._Element:
 _REFERENCE_ATTRIBUTES = ("rsc", "with-rsc", "first", "then")
 
 
-def without_vm(cib_text: str | bytes, vm: str, keep: Collection[str] = ()) -> str | None:
-    """The whole CIB without the VM: its primitive and every constraint naming it go (but those whose
-    id is in ``keep``); a constraint of other resources whose sets name the VM (another VM's colocation
-    with it) only loses the VM, or goes when fewer than two resources remain, since Pacemaker refuses a
-    reference to a resource that does not exist. The epoch one higher; None when nothing changes."""
+def without_vm(cib_text: str | bytes, vm: str) -> str | None:
+    """The whole CIB without the VM: its primitive and every constraint naming it go; a constraint of
+    other resources whose sets name the VM (another VM's colocation with it) only loses the VM, or goes
+    when fewer than two resources remain, since Pacemaker refuses a reference to a resource that does
+    not exist. The epoch one higher; None when nothing changes."""
     root = parse_tool_output(cib_text, "CIB")
     configuration = root.find("configuration")
     if root.tag != "cib" or configuration is None:
@@ -351,8 +351,6 @@ def without_vm(cib_text: str | bytes, vm: str, keep: Collection[str] = ()) -> st
     section = configuration.find("constraints")
     for constraint in list(section if section is not None else ()):
         constraint_id = str(constraint.get("id"))
-        if constraint_id in keep:
-            continue
         names_vm = any(constraint.get(a) == vm for a in _REFERENCE_ATTRIBUTES)
         if names_vm or (constraint.tag == "rsc_colocation" and constraint_id.startswith(own_prefixes)):
             constraint.getparent().remove(constraint)  # type: ignore[union-attr]

@@ -10,7 +10,7 @@ import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from lxml import etree
@@ -182,12 +182,12 @@ class PacemakerClient:
             return False
         raise BackendError(BACKEND, f"cibadmin --patch failed: {result.error_text()}")
 
-    def delete_vm(self, vm: str, *, keep: Collection[str] = (), tries: int = CIB_PATCH_TRIES) -> None:
-        """Remove a VM's primitive and every constraint naming it (but those whose id is in ``keep``),
-        in one CIB patch; another VM's colocation with it only loses it (see ``cib.without_vm``)."""
+    def delete_vm(self, vm: str, *, tries: int = CIB_PATCH_TRIES) -> None:
+        """Remove a VM's primitive and every constraint naming it, in one CIB patch; another VM's
+        colocation with it only loses it (see ``cib.without_vm``)."""
         for _ in range(tries):
             before = self.cib_xml()
-            after = cib.without_vm(before, vm, keep)
+            after = cib.without_vm(before, vm)
             if after is None or self._patch(before, after):
                 return
             time.sleep(random.uniform(0.05, 0.3))  # noqa: S311 (jitter, not a secret)

@@ -449,11 +449,7 @@ class RbdSession:
 
     @_uses_connection
     def read(self, name: str, offset: int, length: int, snapshot: str | None = None) -> bytes:
-        with (
-            translated(f"reading image {name}"),
-            rbd.Image(self.ioctx, name, snapshot=snapshot, read_only=True) as image,
-        ):
-            return bytes(image.read(offset, length))
+        return b"".join(self.read_ranges(name, [(offset, length)], snapshot))
 
     def read_ranges(self, name: str, ranges: list[tuple[int, int]], snapshot: str | None = None) -> Iterator[bytes]:
         """Several ``(offset, length)`` reads through one open of the image, one chunk at a time."""
