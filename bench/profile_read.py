@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vmconsole.lab.lab import Lab, daemon_pids
+
 # Runs in the measured process: wraps the calls of a read, then reads once.
 PROBE = r"""
 import json, resource, sys, threading, time
@@ -81,18 +83,9 @@ REPEATED = {"Ceph side of a VM", "VM built"}  # summed, not listed one by one
 DAEMONS = {"pacemaker-based": "CIB daemon", "ceph-osd": "OSD"}
 
 
-def daemon_pids() -> dict[str, int]:
-    """The CIB daemon's and the OSD's pids (the first of each), by their command name."""
-    found: dict[str, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                name = (entry / "comm").read_text().strip()
-            except OSError:
-                continue
-            if name in DAEMONS and name not in found:
-                found[name] = int(entry.name)
-    return found
+def lab_daemons() -> dict[str, int]:
+    """The lab's CIB daemon and OSD, by what they are to a read (the lab's own record of its daemons)."""
+    return {DAEMONS[name]: pid for name, pid in daemon_pids(Lab()).items() if name in DAEMONS}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -105,7 +98,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def one_run(config: Path) -> dict[str, Any]:
-    daemons = daemon_pids()
+    daemons = lab_daemons()
     before = {name: cpu_seconds(pid) for name, pid in daemons.items()}
     started = time.perf_counter()
     result = subprocess.run(
@@ -116,7 +109,7 @@ def one_run(config: Path) -> dict[str, Any]:
         raise SystemExit(f"the read failed: {(result.stderr.strip().splitlines() or ['no output'])[-1]}")
     data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     data["wall"] = wall
-    data["daemons_cpu"] = {DAEMONS[name]: cpu_seconds(pid) - before[name] for name, pid in daemons.items()}
+    data["daemons_cpu"] = {name: cpu_seconds(pid) - before[name] for name, pid in daemons.items()}
     return data
 
 
