@@ -116,7 +116,7 @@ async def probe(config_path: Path, expected: int, idle: float, rounds: int) -> d
         await asyncio.sleep(4)  # past any first-read catch-up
         cpu0, wall0 = time.process_time(), time.perf_counter()
         reader = app.services.reader
-        counts = {"reads": 0, "whole": 0, "pacemaker": 0}
+        counts = {"reads": 0, "whole": 0, "pacemaker": 0, "crm_mon_all": 0, "crm_mon_some": 0}
         read_ceph, pacemaker_part = reader._read_ceph, reader.pacemaker_part
 
         def counted_ceph(only: set[str] | None) -> Any:
@@ -125,10 +125,15 @@ async def probe(config_path: Path, expected: int, idle: float, rounds: int) -> d
 
         def counted_pacemaker() -> Any:
             counts["reads"] += 1
-            before = reader._pacemaker_cache
+            before = reader._pacemaker.version
             part = pacemaker_part()
-            if reader._pacemaker_cache is not before:
+            if reader._pacemaker.version != before:
                 counts["pacemaker"] += 1
+                asked = reader._pacemaker.asked
+                if asked == "all":
+                    counts["crm_mon_all"] += 1
+                elif asked != "none":
+                    counts["crm_mon_some"] += 1
             return part
 
         reader._read_ceph = counted_ceph  # type: ignore[method-assign]

@@ -51,8 +51,10 @@ for owner, name, label in (
     (rbd.RbdSession, "__init__", "RADOS connection"),
     (state.CephReader, "read", "Ceph read (every header)"),
     (pacemaker.PacemakerClient, "cib_xml", "cibadmin --query"),
-    (pacemaker.PacemakerClient, "cib_version", "CIB version"),
+    (pacemaker.PacemakerClient, "cib_header", "CIB version"),
+    (pacemaker.PacemakerClient, "cib_status_xml", "cibadmin --query --scope status"),
     (pacemaker.PacemakerClient, "crm_mon_xml", "crm_mon"),
+    (cib, "parse_cib", "CIB parsed"),
     (cib, "parse_cib_configuration", "CIB configuration parsed"),
     (crm_mon, "parse_crm_mon", "crm_mon parsed"),
 ):

@@ -17,12 +17,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from lxml import etree
 
+from vmconsole.backends import cib
+from vmconsole.backends.crm_mon import parse_crm_mon
 from vmconsole.backends.rbd_headers import decode_image_snapshot, image_header
-from vmconsole.core.state import CephReader, PacemakerPart, StateReader, build_vm
+from vmconsole.core.pacemaker_state import PacemakerPart, PacemakerReader
+from vmconsole.core.state import CephReader, StateReader, build_vm
 from vmconsole.domain.model import VmStatus
 from vmconsole.domain.pacemaker_status import CrmMonSnapshot
 
+PACEMAKER_FIXTURES = Path(__file__).parent.parent / "fixtures" / "pacemaker"
 RECORDED = json.loads((Path(__file__).parent.parent / "fixtures" / "rbd" / "scale0020.json").read_text())
 # two snapshot entries as librbd 16.2 wrote them: a group snapshot's member, and a protected user snapshot
 GROUP_ENTRY = bytes.fromhex(
@@ -140,35 +145,56 @@ def test_a_vm_whose_objects_read_the_same_is_the_same_and_a_change_is_seen() -> 
 
 
 class CountingPacemaker:
-    """A ``PacemakerClient`` whose CIB version is set by the test, counting what it is asked."""
+    """A ``PacemakerClient`` answering with a recorded CIB the test edits, counting what it is asked.
 
-    def __init__(self) -> None:
-        self.version = "0.10.1"
+    crm_mon answers with the recorded answer of the same scenario; the calls say whether it was asked
+    about the whole CIB, the live cluster or some resources alone."""
+
+    def __init__(self, scenario: str = "healthy") -> None:
+        self.cib = cib.parse_cib((PACEMAKER_FIXTURES / f"{scenario}.cib.xml").read_text())
+        self.answer = parse_crm_mon((PACEMAKER_FIXTURES / f"{scenario}.crm_mon.xml").read_text())
         self.calls: list[str] = []
-        self.snapshot = CrmMonSnapshot(nodes=(), resources={}, dc=None, quorum=True)
 
-    def cib_version(self) -> str:
+    def change(self, xpath: str, name: str, value: str, *, configuration: bool) -> None:
+        """Edit the CIB as Pacemaker would: a configuration change is a new epoch, a status change a new
+        num_updates."""
+        found = self.cib.xpath(xpath)
+        assert isinstance(found, list) and found and isinstance(found[0], etree._Element), xpath
+        found[0].set(name, value)
+        if configuration:
+            self.cib.set("epoch", str(int(self.cib.get("epoch", "0")) + 1))
+            self.cib.set("num_updates", "0")
+        else:
+            self.cib.set("num_updates", str(int(self.cib.get("num_updates", "0")) + 1))
+
+    def cib_header(self) -> dict[str, str]:
         self.calls.append("version")
-        return self.version
-
-    def status(self, cib_text: str | None = None) -> CrmMonSnapshot:
-        self.calls.append("crm_mon" if cib_text is None else "crm_mon of the CIB read")
-        return self.snapshot
+        return cib.attributes(self.cib)
 
     def cib_xml(self) -> str:
         self.calls.append("whole CIB")
-        admin_epoch, epoch, num_updates = self.version.split(".")
-        return (
-            f'<cib admin_epoch="{admin_epoch}" epoch="{epoch}" num_updates="{num_updates}"><configuration>'
-            '<crm_config><cluster_property_set id="p"><nvpair id="n" name="cluster-name" value="lab"/>'
-            "</cluster_property_set></crm_config><resources/><constraints/></configuration><status/></cib>"
-        )
+        return etree.tostring(self.cib, encoding="unicode")
+
+    def cib_status_xml(self) -> str:
+        self.calls.append("status section")
+        status = self.cib.find("status")
+        assert status is not None
+        return etree.tostring(status, encoding="unicode", pretty_print=True)
+
+    def status(self, cib_text: str | None = None) -> CrmMonSnapshot:
+        if cib_text is None:
+            self.calls.append("crm_mon")
+        else:
+            asked = sorted(str(p.get("id")) for p in cib.parse_cib(cib_text).iterfind("configuration/resources/*"))
+            everything = [str(p.get("id")) for p in self.cib.iterfind("configuration/resources/*")]
+            self.calls.append("crm_mon of the whole CIB" if asked == sorted(everything) else f"crm_mon about {asked}")
+        return self.answer
 
 
 def reader_on(pacemaker: CountingPacemaker) -> StateReader:
     reader = StateReader.__new__(StateReader)
     reader.pacemaker = pacemaker  # type: ignore[assignment]
-    reader._pacemaker_cache = None
+    reader._pacemaker = PacemakerReader(pacemaker)  # type: ignore[arg-type]
     return reader
 
 
@@ -177,21 +203,36 @@ def test_pacemaker_is_asked_only_what_changed() -> None:
     reader = reader_on(pacemaker)
     first = reader.pacemaker_part()
     # a first read: one query of the whole CIB (its version in it), crm_mon fed that CIB
-    assert pacemaker.calls == ["whole CIB", "crm_mon of the CIB read"]
-    assert first.cluster_name == "lab"
-    assert reader._pacemaker_cache is not None and reader._pacemaker_cache[0] == "0.10.1"
+    assert pacemaker.calls == ["whole CIB", "crm_mon of the whole CIB"]
+    assert first.cluster_name == "seapath" and reader._pacemaker.version == "0.23.42"
     pacemaker.calls.clear()
     assert reader.pacemaker_part() is first  # nothing changed: the version alone
     assert pacemaker.calls == ["version"]
-    pacemaker.calls.clear()
-    pacemaker.version = "0.10.2"  # a status change (an operation's result): crm_mon only
-    status_only = reader.pacemaker_part()
-    assert pacemaker.calls == ["version", "crm_mon"]
+
+    def after(xpath: str, name: str, value: str, *, configuration: bool) -> PacemakerPart:
+        pacemaker.calls.clear()
+        pacemaker.change(xpath, name, value, configuration=configuration)
+        return reader.pacemaker_part()
+
+    # a status change of one resource (an operation's result): the status section, crm_mon about it alone
+    status_only = after("//lrm_resource[@id='vm2']/lrm_rsc_op", "exec-time", "7", configuration=False)
+    assert pacemaker.calls == ["version", "status section", "version", "crm_mon about ['vm2']"]
     assert status_only.primitives is first.primitives
-    pacemaker.calls.clear()
-    pacemaker.version = "0.11.0"  # a configuration change: the whole CIB again
-    reader.pacemaker_part()
-    assert pacemaker.calls == ["version", "whole CIB", "crm_mon of the CIB read"]
+    # a status change crm_mon never reads: no crm_mon at all
+    unread = after("//node_state[@id='1']", "crm-debug-origin", "elsewhere", configuration=False)
+    assert pacemaker.calls == ["version", "status section", "version"]
+    assert unread.status is status_only.status
+    # a node's state: everything, from the live cluster
+    after("//node_state[@id='2']", "join", "down", configuration=False)
+    assert pacemaker.calls == ["version", "status section", "version", "crm_mon"]
+    # a configuration change of one primitive: the whole CIB, crm_mon about that primitive alone
+    configured = after("//nvpair[@id='vm1-meta_attributes-target-role']", "value", "Stopped", configuration=True)
+    assert pacemaker.calls == ["version", "whole CIB", "crm_mon about ['vm1']"]
+    assert configured.primitives["vm1"].meta["target-role"] == "Stopped"
+    # a cluster option: the whole CIB, crm_mon of all of it
+    after("//crm_config//nvpair[@name='stonith-enabled']", "value", "true", configuration=True)
+    assert pacemaker.calls == ["version", "whole CIB", "crm_mon of the whole CIB"]
+    assert reader._pacemaker.epoch == "0.25"
 
 
 def test_an_unchanged_vm_keeps_its_state_and_a_changed_one_shows_the_change() -> None:
@@ -314,7 +355,8 @@ def test_a_light_read_uses_the_last_ceph_part_until_the_configuration_changes() 
         assert len(session.batches) == 2
         reader.read(ceph_max_age=60)
         assert len(session.batches) == 2  # Ceph not asked
-        pacemaker.version = "0.12.0"  # someone added or removed a VM
+        # someone added or removed a VM: a configuration change
+        pacemaker.change("//nvpair[@id='vm1-meta_attributes-priority']", "value", "1", configuration=True)
         reader.read(ceph_max_age=60)  # the first read to see the new epoch
         reader.read(ceph_max_age=60)
         assert len(session.batches) == 3

@@ -50,10 +50,10 @@ def integer(text: str | None, default: int = 0) -> int:
     return int(match.group()) if match else default
 
 
-def parse_tool_output(text: str | bytes, what: str) -> etree._Element:
+def parse_tool_output(text: str | bytes, what: str, *, compact: bool = False) -> etree._Element:
     """Output of a cluster tool: not XML is the tool's failure, not the user's input error."""
     try:
-        return xmlsafe.parse(text, what=what)
+        return xmlsafe.parse(text, what=what, compact=compact)
     except ValidationError as exc:
         raise BackendError(BACKEND, exc.message) from exc
 
@@ -230,9 +230,23 @@ class CibConfiguration:
     version: str | None  # ``admin_epoch.epoch.num_updates`` of a whole CIB; None for a bare <configuration>
 
 
-def parse_cib_configuration(cib_text: str | bytes) -> CibConfiguration:
-    root = parse_tool_output(cib_text, "CIB")
-    version = ".".join(root.get(k, "?") for k in ("admin_epoch", "epoch", "num_updates")) if root.tag == "cib" else None
+def parse_cib(cib_text: str | bytes) -> etree._Element:
+    """A whole CIB (or a section of it), without the indentation between elements."""
+    return parse_tool_output(cib_text, "CIB", compact=True)
+
+
+def attributes(element: etree._Element) -> dict[str, str]:
+    return {str(k): str(v) for k, v in element.attrib.items()}
+
+
+def cib_version(attributes: Mapping[str, str]) -> str:
+    """``admin_epoch.epoch.num_updates`` of the CIB element's attributes."""
+    return ".".join(attributes.get(k, "?") for k in ("admin_epoch", "epoch", "num_updates"))
+
+
+def parse_cib_configuration(cib: str | bytes | etree._Element) -> CibConfiguration:
+    root = cib if isinstance(cib, etree._Element) else parse_cib(cib)
+    version = cib_version(attributes(root)) if root.tag == "cib" else None
     configuration = _configuration_of(root)
     return CibConfiguration(_primitives(configuration), _cluster_name(configuration), version)
 

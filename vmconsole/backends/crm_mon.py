@@ -13,10 +13,11 @@ primitive.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Set
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import TypeVar
 
 from lxml import etree
 
@@ -25,6 +26,8 @@ from vmconsole.domain.errors import BackendError
 from vmconsole.domain.model import Failure, NodeState, NodeStatus, ResourceState
 from vmconsole.domain.pacemaker_status import CrmMonSnapshot, OperationHistoryEntry
 from vmconsole.domain.units import duration_ms
+
+V = TypeVar("V")
 
 
 def parse_pacemaker_time(text: str | None) -> datetime | None:
@@ -258,3 +261,40 @@ def parse_operation_history(text: str | bytes, resource: str) -> list[OperationH
         if history.get("id") == resource
         for op in history.iterfind("operation_history")
     ]
+
+
+def merge_resources(old: CrmMonSnapshot, subset: CrmMonSnapshot, resources: Set[str]) -> CrmMonSnapshot:
+    """``old`` with ``resources`` as ``subset`` reports them: crm_mon asked about those resources alone,
+    from a CIB whose shared parts read as ``old``'s did (``cib_delta``). A resource ``subset`` does not
+    report is gone; each node's count of running resources moves with them."""
+    states: dict[str, ResourceState] = {}
+    for resource_id, state in old.resources.items():
+        if resource_id not in resources:
+            states[resource_id] = state
+        elif resource_id in subset.resources:
+            states[resource_id] = subset.resources[resource_id]
+    for resource_id in sorted(resources - states.keys()):
+        if resource_id in subset.resources:
+            states[resource_id] = subset.resources[resource_id]
+    moved: dict[str, int] = {}
+    for resource_id in resources:
+        for side, sign in ((old.resources.get(resource_id), -1), (subset.resources.get(resource_id), 1)):
+            for node in side.nodes if side is not None else ():
+                moved[node] = moved.get(node, 0) + sign
+    nodes = tuple(
+        replace(n, resources_running=n.resources_running + moved[n.name]) if moved.get(n.name) else n for n in old.nodes
+    )
+
+    def merged(mapping_old: Mapping[str, V], mapping_new: Mapping[str, V]) -> Mapping[str, V]:
+        kept = {k: v for k, v in mapping_old.items() if k not in resources}
+        kept.update((k, v) for k, v in mapping_new.items() if k in resources)
+        return MappingProxyType(kept)
+
+    return replace(
+        old,
+        nodes=nodes,
+        resources=MappingProxyType(states),
+        failures=tuple(f for state in states.values() for f in state.failures),
+        fail_counts=merged(old.fail_counts, subset.fail_counts),
+        parents=merged(old.parents, subset.parents),
+    )

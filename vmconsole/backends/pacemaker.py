@@ -73,11 +73,18 @@ class PacemakerClient:
             return result.stdout  # rc 102 "not connected" comes as XML too: the parser reports it
         raise BackendError(BACKEND, f"crm_mon failed: {result.error_text()}")
 
+    def cib_header(self) -> dict[str, str]:
+        """The CIB element's attributes: its version, quorum, the DC, the schema."""
+        text = self._run([self.config.cibadmin, "--query", "--xpath", "/cib", "--no-children"]).stdout
+        return {str(k): str(v) for k, v in xmlsafe.parse(text, what="CIB header").attrib.items()}
+
     def cib_version(self) -> str:
         """``admin_epoch.epoch.num_updates`` of the CIB: changes whenever configuration or status does."""
-        text = self._run([self.config.cibadmin, "--query", "--xpath", "/cib", "--no-children"]).stdout
-        root = xmlsafe.parse(text, what="CIB header")
-        return ".".join(root.get(k, "?") for k in ("admin_epoch", "epoch", "num_updates"))
+        return cib.cib_version(self.cib_header())
+
+    def cib_status_xml(self) -> str:
+        """The CIB's status section alone (a fifth of a big cluster's CIB)."""
+        return self._run([self.config.cibadmin, "--query", "--scope", "status"]).stdout
 
     def operations_xml(self) -> str:
         """crm_mon's XML with every resource's operation history (what diagnose shows)."""

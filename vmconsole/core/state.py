@@ -23,18 +23,17 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from vmconsole.backends import cib, rbd_headers
+from vmconsole.backends import rbd_headers
 from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.backends.rbd import ImageInfo, ImageSnapshot, RbdSession
 from vmconsole.backends.rbd_headers import GroupHeader, ImageHeader, SnapshotEntry
 from vmconsole.config import Config, read_observer
 from vmconsole.core.connection import CephConnection
+from vmconsole.core.pacemaker_state import PacemakerPart, PacemakerReader
 from vmconsole.domain import naming
 from vmconsole.domain.domain_xml import domain_uuid
 from vmconsole.domain.errors import BackendTimeout, ConfigError, VmConsoleError
 from vmconsole.domain.model import CephHealth, ClusterState, Disk, NodeState, Snapshot, VmState, VmStatus
-from vmconsole.domain.pacemaker_status import CrmMonSnapshot
-from vmconsole.domain.primitive import PrimitiveConfig
 from vmconsole.domain.settings import VmSettings, user_metadata
 from vmconsole.domain.status import derive_status_and_node, vm_manager_status
 
@@ -48,13 +47,6 @@ class CephPart:
     problems: tuple[str, ...]
     # vm -> what its part was read as: the same object while the VM's objects read the same
     tokens: Mapping[str, object] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PacemakerPart:
-    status: CrmMonSnapshot
-    primitives: dict[str, PrimitiveConfig]
-    cluster_name: str | None
 
 
 # what vm_manager accepts as a VM name; a group named otherwise is shown, never used to build a path
@@ -399,15 +391,10 @@ def read_ceph(session: RbdSession, only: set[str] | None = None) -> CephPart:
 
 
 def read_pacemaker(client: PacemakerClient) -> tuple[str, PacemakerPart]:
-    """Pacemaker's whole side and the CIB version it is of, from one query of the whole CIB: crm_mon
-    computes the status from that very CIB while its configuration is parsed here (the CIB daemon
-    serves the CIB once, not once to crm_mon and once more for the configuration)."""
-    text = client.cib_xml()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm_mon") as pool:
-        status = pool.submit(client.status, text)
-        configuration = cib.parse_cib_configuration(text)
-        part = PacemakerPart(status.result(), configuration.primitives, configuration.cluster_name)
-    return configuration.version or "?", part
+    """Pacemaker's whole side and the CIB version it is of, from one query of the whole CIB."""
+    reader = PacemakerReader(client)
+    part = reader.read()
+    return reader.version or "?", part
 
 
 def build_snapshots(vm: str, disks: list[ImageInfo], records: Mapping[str, Mapping[str, Any]]) -> tuple[Snapshot, ...]:
@@ -590,7 +577,7 @@ class StateReader:
         self.ceph = ceph or CephConnection(config.ceph)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="read")
         self._ceph_reader = CephReader()
-        self._pacemaker_cache: tuple[str, PacemakerPart] | None = None
+        self._pacemaker = PacemakerReader(self.pacemaker)
         # the last whole Ceph read: (monotonic time, part, the CIB's epoch then)
         self._last_ceph: tuple[float, CephPart, str | None] | None = None
         # vm -> (what it was built from, the VmState): unchanged VMs keep their very VmState
@@ -617,8 +604,7 @@ class StateReader:
 
     def _cib_epoch(self) -> str | None:
         """``admin_epoch.epoch`` of the CIB as last read (None before any read)."""
-        cached = self._pacemaker_cache
-        return cached[0].rsplit(".", 1)[0] if cached is not None else None
+        return self._pacemaker.epoch
 
     def _build_vm(self, vm: str, ceph: CephPart | None, pcmk: PacemakerPart | None) -> VmState:
         if ceph is None or pcmk is None or vm not in ceph.tokens:
@@ -642,22 +628,8 @@ class StateReader:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def pacemaker_part(self) -> PacemakerPart:
-        """What changed since the last read, read again: the CIB's version (``admin_epoch.epoch.
-        num_updates``) says. A first read or a new epoch (a configuration change) reads the whole CIB
-        once (``read_pacemaker``); a new num_updates alone is a status change (crm_mon only)."""
-        cached = self._pacemaker_cache
-        if cached is None:  # a first read: the whole CIB says its version itself
-            version, part = read_pacemaker(self.pacemaker)
-        else:
-            version = self.pacemaker.cib_version()
-            if cached[0] == version:
-                return cached[1]
-            if cached[0].rsplit(".", 1)[0] == version.rsplit(".", 1)[0]:
-                part = replace(cached[1], status=self.pacemaker.status())
-            else:
-                version, part = read_pacemaker(self.pacemaker)
-        self._pacemaker_cache = (version, part)
-        return part
+        """What changed since the last read, read again (``PacemakerReader``)."""
+        return self._pacemaker.read()
 
     def read(self, only: set[str] | None = None, *, ceph_max_age: float = 0.0) -> ClusterState:
         """The cluster's state. ``ceph_max_age`` > 0: the Ceph part of the last whole read is used again

@@ -14,10 +14,21 @@ _PARSER = etree.XMLParser(
     huge_tree=False,
     remove_blank_text=False,
 )
+# The same, dropping the whitespace between elements: a tool's indentation, which differs with the depth
+# a section was printed at, is then not part of the elements it separates.
+_COMPACT_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    remove_blank_text=True,
+)
 
 
-def parse(text: str | bytes, *, what: str = "XML", field: str | None = None) -> etree._Element:
-    """Parse untrusted XML. A DOCTYPE (the carrier of entities and external references) is refused."""
+def parse(text: str | bytes, *, what: str = "XML", field: str | None = None, compact: bool = False) -> etree._Element:
+    """Parse untrusted XML. A DOCTYPE (the carrier of entities and external references) is refused.
+    ``compact``: whitespace-only text between elements is dropped."""
     try:
         data = text.encode() if isinstance(text, str) else text
     except UnicodeEncodeError as exc:  # a lone surrogate: bytes that were not UTF-8, decoded leniently
@@ -27,7 +38,7 @@ def parse(text: str | bytes, *, what: str = "XML", field: str | None = None) -> 
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise ValidationError(f"{what} declares a DOCTYPE or entities, which vmconsole never resolves", field=field)
     try:
-        root = etree.fromstring(data, _PARSER)
+        root = etree.fromstring(data, _COMPACT_PARSER if compact else _PARSER)
     except etree.XMLSyntaxError as exc:
         raise ValidationError(f"{what} is not well-formed: {exc}", field=field) from exc
     if root is None:

@@ -1,0 +1,168 @@
+"""Pacemaker's side of the cluster's state, read again in proportion to what changed.
+
+A first read takes the whole CIB once: crm_mon computes every resource's status from that very text
+while its configuration is parsed here. After that the CIB's version says what changed: nothing (the
+last answer stands), the status only (a new ``num_updates``: the status section is read, a fifth of a
+big cluster's CIB), or the configuration too (a new epoch: the whole CIB). Either way the new CIB is
+compared piece by piece with the last one (``cib_delta``) and crm_mon is asked about the resources whose
+own pieces changed, alone; a change to what all resources share asks about everything, as a first read.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from lxml import etree
+
+from vmconsole.backends import cib, cib_delta, crm_mon
+from vmconsole.backends.pacemaker import PacemakerClient
+from vmconsole.domain.pacemaker_status import CrmMonSnapshot
+from vmconsole.domain.primitive import PrimitiveConfig
+
+
+@dataclass(frozen=True)
+class PacemakerPart:
+    status: CrmMonSnapshot
+    primitives: dict[str, PrimitiveConfig]
+    cluster_name: str | None
+
+
+@dataclass(frozen=True)
+class CibPieces:
+    """What an answer was computed from, cut into the pieces the next CIB is compared with."""
+
+    attributes: tuple[tuple[str, str], ...]
+    configuration: cib_delta.ConfigurationPieces
+    status: cib_delta.StatusPieces
+
+    @classmethod
+    def of(cls, root: etree._Element) -> CibPieces:
+        configuration = root.find("configuration")
+        return cls(
+            cib_delta.shared_cib_attributes(cib.attributes(root)),
+            cib_delta.configuration_pieces(configuration if configuration is not None else etree.Element("x")),
+            cib_delta.status_pieces(_status_of(root)),
+        )
+
+    def as_tuple(self) -> tuple[tuple[tuple[str, str], ...], cib_delta.ConfigurationPieces, cib_delta.StatusPieces]:
+        return self.attributes, self.configuration, self.status
+
+
+def _epoch(version: str) -> str:
+    return version.rsplit(".", 1)[0]
+
+
+class PacemakerReader:
+    """Reads ``PacemakerPart`` again and again, asking crm_mon only about what changed."""
+
+    def __init__(self, client: PacemakerClient) -> None:
+        self.client = client
+        self._version: str | None = None
+        self._part: PacemakerPart | None = None
+        # the pieces of the CIB of the last answer; a first read keeps its text, cut only when needed
+        self._pieces: CibPieces | None = None
+        self._text: str | None = None
+        # how the last read asked crm_mon: "all", "none" or the resources asked about
+        self.asked: str | frozenset[str] = "none"
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str | None:
+        """``admin_epoch.epoch.num_updates`` of the CIB as last read."""
+        return self._version
+
+    @property
+    def epoch(self) -> str | None:
+        """``admin_epoch.epoch`` of the CIB as last read (None before any read)."""
+        return _epoch(self._version) if self._version is not None else None
+
+    def read(self) -> PacemakerPart:
+        # one read at a time: a read the caller gave up waiting for may still be running
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> PacemakerPart:
+        if self._part is None:
+            return self._whole(None)
+        header = self.client.cib_header()
+        version = cib.cib_version(header)
+        if version == self._version:
+            self.asked = "none"
+            return self._part
+        if self._version is not None and _epoch(version) == _epoch(self._version):
+            return self._status_changed(self._part, header)
+        return self._whole(self._part)
+
+    def _last_pieces(self) -> CibPieces | None:
+        if self._pieces is None and self._text is not None:
+            self._pieces = CibPieces.of(cib.parse_cib(self._text))
+            self._text = None
+        return self._pieces
+
+    def _whole(self, last: PacemakerPart | None) -> PacemakerPart:
+        """A first read, or one after a configuration change: the whole CIB."""
+        text = self.client.cib_xml()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm_mon") as pool:
+            # crm_mon answers while the configuration is parsed here
+            asking: Future[CrmMonSnapshot] | None = None
+            if last is None:
+                asking = pool.submit(self.client.status, text)
+            root = cib.parse_cib(text)
+            old = self._last_pieces() if last is not None else None
+            new = CibPieces.of(root) if old is not None else None
+            changed = cib_delta.changed_resources(old.as_tuple(), new.as_tuple()) if old and new else None
+            if last is not None and changed is None:
+                asking = pool.submit(self.client.status, text)
+            elif changed and new is not None:
+                subset = cib_delta.subset_cib(cib.attributes(root), new.configuration, _status_of(root), changed)
+                asking = pool.submit(self.client.status, subset)
+            configuration = cib.parse_cib_configuration(root)
+            snapshot = self._answer(last, changed, asking.result() if asking is not None else None)
+        part = PacemakerPart(snapshot, configuration.primitives, configuration.cluster_name)
+        self._version, self._part = configuration.version or "?", part
+        # a first read keeps the text: cutting it into pieces waits for a change that needs them
+        self._pieces, self._text = (new, None) if new is not None else (None, text)
+        return part
+
+    def _answer(
+        self, last: PacemakerPart | None, changed: set[str] | None, answer: CrmMonSnapshot | None
+    ) -> CrmMonSnapshot:
+        """The status after crm_mon's ``answer`` about everything (``changed`` None) or the changed resources."""
+        if last is None or changed is None:
+            assert answer is not None
+            self.asked = "all"
+            return answer
+        if not changed or answer is None:
+            self.asked = "none"
+            return last.status
+        self.asked = frozenset(changed)
+        return crm_mon.merge_resources(last.status, answer, changed)
+
+    def _status_changed(self, last: PacemakerPart, header: dict[str, str]) -> PacemakerPart:
+        """A new ``num_updates`` alone: the status section, compared with the last one's."""
+        old = self._last_pieces()
+        if old is None:
+            return self._whole(None)
+        status_root = cib.parse_cib(self.client.cib_status_xml())
+        if _epoch(cib.cib_version(self.client.cib_header())) != _epoch(cib.cib_version(header)):
+            return self._whole(last)  # the configuration changed meanwhile: this status may be of it
+        attributes = cib_delta.shared_cib_attributes(header)
+        new = CibPieces(attributes, old.configuration, cib_delta.status_pieces(status_root))
+        changed = cib_delta.changed_resources(old.as_tuple(), new.as_tuple())
+        if changed is None:
+            answer: CrmMonSnapshot | None = self.client.status()  # the live CIB: the same or later
+        elif changed:
+            answer = self.client.status(cib_delta.subset_cib(header, old.configuration, status_root, changed))
+        else:
+            answer = None
+        part = replace(last, status=self._answer(last, changed, answer))
+        # the status read is of the header's version or a later one: the next read compares from there
+        self._pieces, self._version, self._part = new, cib.cib_version(header), part
+        return part
+
+
+def _status_of(root: etree._Element) -> etree._Element:
+    status = root.find("status")
+    return status if status is not None else etree.Element("status")
