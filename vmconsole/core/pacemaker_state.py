@@ -61,9 +61,8 @@ class PacemakerReader:
         self.client = client
         self._version: str | None = None
         self._part: PacemakerPart | None = None
-        # the pieces of the CIB of the last answer; a first read keeps its text, cut only when needed
+        # the CIB of the last answer, in the pieces the next one is compared with
         self._pieces: CibPieces | None = None
-        self._text: str | None = None
         # how the last read asked crm_mon: "all", "none" or the resources asked about
         self.asked: str | frozenset[str] = "none"
         self._lock = threading.Lock()
@@ -95,12 +94,6 @@ class PacemakerReader:
             return self._status_changed(self._part, header)
         return self._whole(self._part)
 
-    def _last_pieces(self) -> CibPieces | None:
-        if self._pieces is None and self._text is not None:
-            self._pieces = CibPieces.of(cib.parse_cib(self._text))
-            self._text = None
-        return self._pieces
-
     def _whole(self, last: PacemakerPart | None) -> PacemakerPart:
         """A first read, or one after a configuration change: the whole CIB."""
         text = self.client.cib_xml()
@@ -110,20 +103,18 @@ class PacemakerReader:
             if last is None:
                 asking = pool.submit(self.client.status, text)
             root = cib.parse_cib(text)
-            old = self._last_pieces() if last is not None else None
-            new = CibPieces.of(root) if old is not None else None
-            changed = cib_delta.changed_resources(old.as_tuple(), new.as_tuple()) if old and new else None
+            new = CibPieces.of(root)
+            old = self._pieces if last is not None else None
+            changed = cib_delta.changed_resources(old.as_tuple(), new.as_tuple()) if old is not None else None
             if last is not None and changed is None:
                 asking = pool.submit(self.client.status, text)
-            elif changed and new is not None:
+            elif changed:
                 subset = cib_delta.subset_cib(cib.attributes(root), new.configuration, _status_of(root), changed)
                 asking = pool.submit(self.client.status, subset)
             configuration = cib.parse_cib_configuration(root)
             snapshot = self._answer(last, changed, asking.result() if asking is not None else None)
         part = PacemakerPart(snapshot, configuration.primitives, configuration.cluster_name)
-        self._version, self._part = configuration.version or "?", part
-        # a first read keeps the text: cutting it into pieces waits for a change that needs them
-        self._pieces, self._text = (new, None) if new is not None else (None, text)
+        self._version, self._part, self._pieces = configuration.version or "?", part, new
         return part
 
     def _answer(
@@ -142,7 +133,7 @@ class PacemakerReader:
 
     def _status_changed(self, last: PacemakerPart, header: dict[str, str]) -> PacemakerPart:
         """A new ``num_updates`` alone: the status section, compared with the last one's."""
-        old = self._last_pieces()
+        old = self._pieces
         if old is None:
             return self._whole(None)
         status_root = cib.parse_cib(self.client.cib_status_xml())
