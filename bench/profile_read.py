@@ -62,6 +62,8 @@ for owner, name, label in (
 for name, label in (("ceph_side", "Ceph side of a VM"), ("build_vm", "VM built")):
     wrap(state, name, label)
 
+from vmconsole.cli.main import settle
+settle()  # as the vmconsole command does once its modules are imported
 reader = state.StateReader(config.load_file(Path(sys.argv[1])))
 own0, kids0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 started = time.perf_counter()

@@ -1,3 +1,3 @@
-from vmconsole.cli.main import main
+from vmconsole.cli.main import run
 
-raise SystemExit(main())
+run()

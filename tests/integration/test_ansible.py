@@ -250,7 +250,7 @@ def test_the_wheel_holds_vmconsole_and_its_entry_point(wheel: Path) -> None:
     assert "vmconsole/cli/cluster_vm.py" in names
     assert "vmconsole/lab/ra/VirtualDomain" in names  # the lab's agent ships, the lab's Debian packages never
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "vmconsole = vmconsole.cli.main:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "vmconsole = vmconsole.cli.main:run" in zipfile.ZipFile(wheel).read(entry).decode()
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
     assert not [r for r in requires if "ansible" in r or "pytest" in r], requires

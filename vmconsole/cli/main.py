@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
+import os
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from vmconsole import __version__
@@ -92,11 +96,41 @@ def error_document(exc: VmConsoleError) -> dict[str, object]:
     return {**exc.to_dict(), "ok": False, "changed": isinstance(exc, OperationIncomplete), "exit_code": exc.exit_code}
 
 
-def main(argv: list[str] | None = None) -> int:
+def settle() -> None:
+    """Once the command's modules are imported: their objects, which live as long as the process, are
+    moved out of the collector's sight, so that its full passes (one in a 500-VM read, 20-50 ms holding
+    the interpreter) walk only what the command itself made."""
+    gc.freeze()
+
+
+def leave(code: int) -> NoReturn:
+    """End the process as soon as its answer is out: stdout and stderr flushed, then at once. The command
+    is finished by then (its writes are synchronous, its cluster connection shut); tearing the interpreter
+    down object by object would add 0.08 s after a 500-VM read, and idle worker threads nothing."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def run() -> NoReturn:
+    """The ``vmconsole`` command."""
+    try:
+        code = main(on_ready=settle)
+    except BrokenPipeError:
+        code = 141  # what reads the output went away (`| head`): no traceback, a shell's SIGPIPE code
+    leave(code)
+
+
+def main(argv: list[str] | None = None, *, on_ready: Callable[[], None] | None = None) -> int:
+    """The command line ``argv``, run; its exit code. ``on_ready`` runs once every module the command
+    needs is imported (the parser imports them all)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     argv, read_only = split_read_only(argv)
     as_json = _wants_json(argv)
     parser = build_parser()
+    if on_ready is not None:
+        on_ready()
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
