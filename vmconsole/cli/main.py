@@ -24,7 +24,8 @@ cluster's state (the JSON error's "reason" tells "already_*", the state asked fo
 a real conflict), 5 locked by another operator, 6 a backend refused, 7 a backend timed out, 8 the
 operation failed and was undone, 9 lab error, 10 `vm list` on a partial state, 11 the operation
 stopped part-way (the message says what was kept and the command that finishes or reverts it),
-12 refused by a read-only session, 78 configuration error, 130 cancelled.
+12 refused by a read-only session, 78 configuration error, 130 cancelled, 141 what read the output went
+away (`| head`).
 With --json, stdout carries exactly one JSON document, also for "nothing to change" and for every
 error; --read-only may be given anywhere on the command line."""
 
