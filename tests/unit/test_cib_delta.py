@@ -21,7 +21,6 @@ from lxml import etree
 
 from vmconsole.backends import cib, cib_delta
 from vmconsole.backends.crm_mon import merge_resources, parse_crm_mon
-from vmconsole.core.pacemaker_state import CibPieces
 from vmconsole.domain.pacemaker_status import CrmMonSnapshot
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pacemaker"
@@ -37,7 +36,7 @@ def answer_of(scenario: str) -> CrmMonSnapshot:
 
 
 def changed(old: etree._Element, new: etree._Element) -> set[str] | None:
-    return cib_delta.changed_resources(CibPieces.of(old).as_tuple(), CibPieces.of(new).as_tuple())
+    return cib_delta.changed_resources(cib_delta.cib_pieces(old), cib_delta.cib_pieces(new))
 
 
 def crm_mon_of(cib_text: str) -> CrmMonSnapshot:
@@ -78,7 +77,7 @@ def test_asking_about_the_changed_resources_alone_gives_crm_mons_whole_answer(ol
     new_root = root_of(new)
     resources = changed(root_of(old), new_root)
     assert resources
-    pieces = CibPieces.of(new_root)
+    pieces = cib_delta.cib_pieces(new_root)
     status = new_root.find("status")
     assert status is not None
     subset = cib_delta.subset_cib(cib.attributes(new_root), pieces.configuration, status, resources)
@@ -93,9 +92,9 @@ def test_the_same_cib_printed_otherwise_changes_nothing(scenario: str) -> None:
     status = root.find("status")
     assert status is not None
     alone = cib.parse_cib(etree.tostring(status, pretty_print=True))
-    before = CibPieces.of(root)
-    after = CibPieces(before.attributes, before.configuration, cib_delta.status_pieces(alone))
-    assert cib_delta.changed_resources(before.as_tuple(), after.as_tuple()) == set()
+    before = cib_delta.cib_pieces(root)
+    after = cib_delta.CibPieces(before.attributes, before.configuration, cib_delta.status_pieces(alone))
+    assert cib_delta.changed_resources(before, after) == set()
 
 
 def edited(scenario: str, xpath: str, change: str, value: str = "x") -> etree._Element:
@@ -154,7 +153,7 @@ def test_a_subset_holds_only_the_resources_asked_about() -> None:
     root = root_of("failed-start")
     status = root.find("status")
     assert status is not None
-    text = cib_delta.subset_cib(cib.attributes(root), CibPieces.of(root).configuration, status, {"vm5"})
+    text = cib_delta.subset_cib(cib.attributes(root), cib_delta.cib_pieces(root).configuration, status, {"vm5"})
     subset = cib.parse_cib(text)
     assert [p.get("id") for p in subset.iter("primitive")] == ["vm5"]
     assert {h.get("id") for h in subset.iter("lrm_resource")} == {"vm5"}

@@ -13,7 +13,7 @@ Pure functions on parsed XML (``xmlsafe`` parses it); the pieces are bytes, comp
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -106,10 +106,6 @@ def configuration_pieces(configuration: etree._Element) -> ConfigurationPieces:
     )
 
 
-def _transient_pairs(node_state: etree._Element) -> Iterable[etree._Element]:
-    return node_state.iterfind("transient_attributes/instance_attributes/nvpair")
-
-
 def status_pieces(status: etree._Element) -> StatusPieces:
     shared: list[bytes] = []
     histories: dict[str, list[bytes]] = {}
@@ -133,28 +129,47 @@ def status_pieces(status: etree._Element) -> StatusPieces:
     return StatusPieces(b"\n".join(shared), MappingProxyType({rid: b"".join(p) for rid, p in histories.items()}))
 
 
-def changed_resources(
-    old: tuple[tuple[tuple[str, str], ...], ConfigurationPieces, StatusPieces],
-    new: tuple[tuple[tuple[str, str], ...], ConfigurationPieces, StatusPieces],
-) -> set[str] | None:
-    """The resources whose own pieces differ between two CIBs (cib attributes, configuration, status);
-    None when a shared piece differs, or a changed resource is (in) a container: ask about everything."""
-    old_attributes, old_configuration, old_status = old
-    new_attributes, new_configuration, new_status = new
+@dataclass(frozen=True)
+class CibPieces:
+    """A whole CIB in the pieces the next one is compared with."""
+
+    attributes: tuple[tuple[str, str], ...]  # the CIB element's, as ``shared_cib_attributes`` keeps them
+    configuration: ConfigurationPieces
+    status: StatusPieces
+
+
+def cib_pieces(root: etree._Element) -> CibPieces:
+    configuration = root.find("configuration")
+    return CibPieces(
+        shared_cib_attributes(attributes(root)),
+        configuration_pieces(configuration if configuration is not None else etree.Element("configuration")),
+        status_pieces(status_of(root)),
+    )
+
+
+def status_of(root: etree._Element) -> etree._Element:
+    """The CIB's status section (an empty one when it has none)."""
+    status = root.find("status")
+    return status if status is not None else etree.Element("status")
+
+
+def changed_resources(old: CibPieces, new: CibPieces) -> set[str] | None:
+    """The resources whose own pieces differ between two CIBs; None when a shared piece differs, or a
+    changed resource is (in) a group or clone: ask about everything."""
     if (
-        old_attributes != new_attributes
-        or old_configuration.shared != new_configuration.shared
-        or old_configuration.containers != new_configuration.containers
-        or old_status.shared != new_status.shared
+        old.attributes != new.attributes
+        or old.configuration.shared != new.configuration.shared
+        or old.configuration.containers != new.configuration.containers
+        or old.status.shared != new.status.shared
     ):
         return None
     changed: set[str] = set()
     for was, now in (
-        (old_configuration.primitives, new_configuration.primitives),
-        (old_status.histories, new_status.histories),
+        (old.configuration.primitives, new.configuration.primitives),
+        (old.status.histories, new.status.histories),
     ):
         changed.update(rid for rid in was.keys() | now.keys() if was.get(rid) != now.get(rid))
-    if any(rid.split(":", 1)[0] in new_configuration.contained for rid in changed):
+    if any(rid.split(":", 1)[0] in new.configuration.contained for rid in changed):
         return None
     return changed
 

@@ -14,8 +14,6 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from lxml import etree
-
 from vmconsole.backends import cib, cib_delta, crm_mon
 from vmconsole.backends.pacemaker import PacemakerClient
 from vmconsole.domain.pacemaker_status import CrmMonSnapshot
@@ -27,27 +25,6 @@ class PacemakerPart:
     status: CrmMonSnapshot
     primitives: dict[str, PrimitiveConfig]
     cluster_name: str | None
-
-
-@dataclass(frozen=True)
-class CibPieces:
-    """What an answer was computed from, cut into the pieces the next CIB is compared with."""
-
-    attributes: tuple[tuple[str, str], ...]
-    configuration: cib_delta.ConfigurationPieces
-    status: cib_delta.StatusPieces
-
-    @classmethod
-    def of(cls, root: etree._Element) -> CibPieces:
-        configuration = root.find("configuration")
-        return cls(
-            cib_delta.shared_cib_attributes(cib.attributes(root)),
-            cib_delta.configuration_pieces(configuration if configuration is not None else etree.Element("x")),
-            cib_delta.status_pieces(_status_of(root)),
-        )
-
-    def as_tuple(self) -> tuple[tuple[tuple[str, str], ...], cib_delta.ConfigurationPieces, cib_delta.StatusPieces]:
-        return self.attributes, self.configuration, self.status
 
 
 def _epoch(version: str) -> str:
@@ -62,7 +39,7 @@ class PacemakerReader:
         self._version: str | None = None
         self._part: PacemakerPart | None = None
         # the CIB of the last answer, in the pieces the next one is compared with
-        self._pieces: CibPieces | None = None
+        self._pieces: cib_delta.CibPieces | None = None
         # how the last read asked crm_mon: "all", "none" or the resources asked about
         self.asked: str | frozenset[str] = "none"
         self._lock = threading.Lock()
@@ -103,13 +80,14 @@ class PacemakerReader:
             if last is None:
                 asking = pool.submit(self.client.status, text)
             root = cib.parse_cib(text)
-            new = CibPieces.of(root)
+            new = cib_delta.cib_pieces(root)
             old = self._pieces if last is not None else None
-            changed = cib_delta.changed_resources(old.as_tuple(), new.as_tuple()) if old is not None else None
+            changed = cib_delta.changed_resources(old, new) if old is not None else None
             if last is not None and changed is None:
                 asking = pool.submit(self.client.status, text)
             elif changed:
-                subset = cib_delta.subset_cib(cib.attributes(root), new.configuration, _status_of(root), changed)
+                status_root = cib_delta.status_of(root)
+                subset = cib_delta.subset_cib(cib.attributes(root), new.configuration, status_root, changed)
                 asking = pool.submit(self.client.status, subset)
             configuration = cib.parse_cib_configuration(root)
             snapshot = self._answer(last, changed, asking.result() if asking is not None else None)
@@ -140,8 +118,8 @@ class PacemakerReader:
         if _epoch(cib.cib_version(self.client.cib_header())) != _epoch(cib.cib_version(header)):
             return self._whole(last)  # the configuration changed meanwhile: this status may be of it
         attributes = cib_delta.shared_cib_attributes(header)
-        new = CibPieces(attributes, old.configuration, cib_delta.status_pieces(status_root))
-        changed = cib_delta.changed_resources(old.as_tuple(), new.as_tuple())
+        new = cib_delta.CibPieces(attributes, old.configuration, cib_delta.status_pieces(status_root))
+        changed = cib_delta.changed_resources(old, new)
         if changed is None:
             answer: CrmMonSnapshot | None = self.client.status()  # the live CIB: the same or later
         elif changed:
@@ -152,8 +130,3 @@ class PacemakerReader:
         # the status read is of the header's version or a later one: the next read compares from there
         self._pieces, self._version, self._part = new, cib.cib_version(header), part
         return part
-
-
-def _status_of(root: etree._Element) -> etree._Element:
-    status = root.find("status")
-    return status if status is not None else etree.Element("status")
