@@ -236,12 +236,13 @@ def parse_cib(cib_text: str | bytes) -> etree._Element:
 
 
 def attributes(element: etree._Element) -> dict[str, str]:
+    """An element's attributes as a plain dict of strings."""
     return {str(k): str(v) for k, v in element.attrib.items()}
 
 
-def cib_version(attributes: Mapping[str, str]) -> str:
+def cib_version(values: Mapping[str, str]) -> str:
     """``admin_epoch.epoch.num_updates`` of the CIB element's attributes."""
-    return ".".join(attributes.get(k, "?") for k in ("admin_epoch", "epoch", "num_updates"))
+    return ".".join(values.get(k, "?") for k in ("admin_epoch", "epoch", "num_updates"))
 
 
 def parse_cib_configuration(cib: str | bytes | etree._Element) -> CibConfiguration:

@@ -76,11 +76,7 @@ class PacemakerClient:
     def cib_header(self) -> dict[str, str]:
         """The CIB element's attributes: its version, quorum, the DC, the schema."""
         text = self._run([self.config.cibadmin, "--query", "--xpath", "/cib", "--no-children"]).stdout
-        return {str(k): str(v) for k, v in xmlsafe.parse(text, what="CIB header").attrib.items()}
-
-    def cib_version(self) -> str:
-        """``admin_epoch.epoch.num_updates`` of the CIB: changes whenever configuration or status does."""
-        return cib.cib_version(self.cib_header())
+        return cib.attributes(xmlsafe.parse(text, what="CIB header"))
 
     def cib_status_xml(self) -> str:
         """The CIB's status section alone (a fifth of a big cluster's CIB)."""

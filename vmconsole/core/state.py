@@ -390,13 +390,6 @@ def read_ceph(session: RbdSession, only: set[str] | None = None) -> CephPart:
     return CephReader().read(session, only)
 
 
-def read_pacemaker(client: PacemakerClient) -> tuple[str, PacemakerPart]:
-    """Pacemaker's whole side and the CIB version it is of, from one query of the whole CIB."""
-    reader = PacemakerReader(client)
-    part = reader.read()
-    return reader.version or "?", part
-
-
 def build_snapshots(vm: str, disks: list[ImageInfo], records: Mapping[str, Mapping[str, Any]]) -> tuple[Snapshot, ...]:
     """One Snapshot per group snapshot and per vm_manager-style per-image snapshot name."""
     disk_names = [d.name for d in disks]
