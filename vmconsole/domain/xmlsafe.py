@@ -6,24 +6,22 @@ from lxml import etree
 
 from vmconsole.domain.errors import ValidationError
 
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    huge_tree=False,
-    remove_blank_text=False,
-)
-# The same, dropping the whitespace between elements: a tool's indentation, which differs with the depth
-# a section was printed at, is then not part of the elements it separates.
-_COMPACT_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    huge_tree=False,
-    remove_blank_text=True,
-)
+
+def _parser(*, remove_blank_text: bool) -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_blank_text=remove_blank_text,
+    )
+
+
+_PARSER = _parser(remove_blank_text=False)
+# dropping the whitespace between elements: a tool's indentation, which differs with the depth a
+# section was printed at, is then not part of the elements it separates
+_COMPACT_PARSER = _parser(remove_blank_text=True)
 
 
 def parse(text: str | bytes, *, what: str = "XML", field: str | None = None, compact: bool = False) -> etree._Element:
