@@ -27,6 +27,15 @@ class PacemakerPart:
     cluster_name: str | None
 
 
+@dataclass(frozen=True)
+class _Last:
+    """The last answer, the CIB version it is of, and that CIB in the pieces the next one is compared with."""
+
+    version: str
+    part: PacemakerPart
+    pieces: cib_delta.CibPieces
+
+
 def _epoch(version: str) -> str:
     return version.rsplit(".", 1)[0]
 
@@ -36,10 +45,7 @@ class PacemakerReader:
 
     def __init__(self, client: PacemakerClient) -> None:
         self.client = client
-        self._version: str | None = None
-        self._part: PacemakerPart | None = None
-        # the CIB of the last answer, in the pieces the next one is compared with
-        self._pieces: cib_delta.CibPieces | None = None
+        self._last: _Last | None = None
         # how the last read asked crm_mon: "all", "none" or the resources asked about
         self.asked: str | frozenset[str] = "none"
         self._lock = threading.Lock()
@@ -47,12 +53,12 @@ class PacemakerReader:
     @property
     def version(self) -> str | None:
         """``admin_epoch.epoch.num_updates`` of the CIB as last read."""
-        return self._version
+        return self._last.version if self._last is not None else None
 
     @property
     def epoch(self) -> str | None:
         """``admin_epoch.epoch`` of the CIB as last read (None before any read)."""
-        return _epoch(self._version) if self._version is not None else None
+        return _epoch(self._last.version) if self._last is not None else None
 
     def read(self) -> PacemakerPart:
         # one read at a time: a read the caller gave up waiting for may still be running
@@ -60,18 +66,19 @@ class PacemakerReader:
             return self._read()
 
     def _read(self) -> PacemakerPart:
-        if self._part is None:
+        last = self._last
+        if last is None:
             return self._whole(None)
         header = self.client.cib_header()
         version = cib.cib_version(header)
-        if version == self._version:
+        if version == last.version:
             self.asked = "none"
-            return self._part
-        if self._version is not None and _epoch(version) == _epoch(self._version):
-            return self._status_changed(self._part, header)
-        return self._whole(self._part)
+            return last.part
+        if _epoch(version) == _epoch(last.version):
+            return self._status_changed(last, header)
+        return self._whole(last)
 
-    def _whole(self, last: PacemakerPart | None) -> PacemakerPart:
+    def _whole(self, last: _Last | None) -> PacemakerPart:
         """A first read, or one after a configuration change: the whole CIB."""
         text = self.client.cib_xml()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm_mon") as pool:
@@ -81,8 +88,7 @@ class PacemakerReader:
                 asking = pool.submit(self.client.status, text)
             root = cib.parse_cib(text)
             new = cib_delta.cib_pieces(root)
-            old = self._pieces if last is not None else None
-            changed = cib_delta.changed_resources(old, new) if old is not None else None
+            changed = cib_delta.changed_resources(last.pieces, new) if last is not None else None
             if last is not None and changed is None:
                 asking = pool.submit(self.client.status, text)
             elif changed:
@@ -92,12 +98,10 @@ class PacemakerReader:
             configuration = cib.parse_cib_configuration(root)
             snapshot = self._answer(last, changed, asking.result() if asking is not None else None)
         part = PacemakerPart(snapshot, configuration.primitives, configuration.cluster_name)
-        self._version, self._part, self._pieces = configuration.version or "?", part, new
+        self._last = _Last(configuration.version or "?", part, new)
         return part
 
-    def _answer(
-        self, last: PacemakerPart | None, changed: set[str] | None, answer: CrmMonSnapshot | None
-    ) -> CrmMonSnapshot:
+    def _answer(self, last: _Last | None, changed: set[str] | None, answer: CrmMonSnapshot | None) -> CrmMonSnapshot:
         """The status after crm_mon's ``answer`` about everything (``changed`` None) or the changed resources."""
         if last is None or changed is None:
             assert answer is not None
@@ -105,15 +109,13 @@ class PacemakerReader:
             return answer
         if not changed or answer is None:
             self.asked = "none"
-            return last.status
+            return last.part.status
         self.asked = frozenset(changed)
-        return crm_mon.merge_resources(last.status, answer, changed)
+        return crm_mon.merge_resources(last.part.status, answer, changed)
 
-    def _status_changed(self, last: PacemakerPart, header: dict[str, str]) -> PacemakerPart:
+    def _status_changed(self, last: _Last, header: dict[str, str]) -> PacemakerPart:
         """A new ``num_updates`` alone: the status section, compared with the last one's."""
-        old = self._pieces
-        if old is None:
-            return self._whole(None)
+        old = last.pieces
         status_root = cib.parse_cib(self.client.cib_status_xml())
         if _epoch(cib.cib_version(self.client.cib_header())) != _epoch(cib.cib_version(header)):
             return self._whole(last)  # the configuration changed meanwhile: this status may be of it
@@ -126,7 +128,7 @@ class PacemakerReader:
             answer = self.client.status(cib_delta.subset_cib(header, old.configuration, status_root, changed))
         else:
             answer = None
-        part = replace(last, status=self._answer(last, changed, answer))
+        part = replace(last.part, status=self._answer(last, changed, answer))
         # the status read is of the header's version or a later one: the next read compares from there
-        self._pieces, self._version, self._part = new, cib.cib_version(header), part
+        self._last = _Last(cib.cib_version(header), part, new)
         return part
