@@ -9,7 +9,7 @@ librbd's public API said of the same images' snapshots.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from vmconsole.backends.crm_mon import parse_crm_mon
 from vmconsole.backends.rbd_headers import decode_image_snapshot, image_header
 from vmconsole.core.pacemaker_state import PacemakerPart, PacemakerReader
 from vmconsole.core.state import CephReader, StateReader, build_vm
+from vmconsole.domain.errors import BackendError
 from vmconsole.domain.model import VmStatus
 from vmconsole.domain.pacemaker_status import CrmMonSnapshot
 
@@ -154,6 +155,8 @@ class CountingPacemaker:
         self.cib = cib.parse_cib((PACEMAKER_FIXTURES / f"{scenario}.cib.xml").read_text())
         self.answer = parse_crm_mon((PACEMAKER_FIXTURES / f"{scenario}.crm_mon.xml").read_text())
         self.calls: list[str] = []
+        self.while_status_is_read: Callable[[], None] | None = None  # another tool's change, meanwhile
+        self.crm_mon_fails = False
 
     def change(self, xpath: str, name: str, value: str, *, configuration: bool) -> None:
         """Edit the CIB as Pacemaker would: a configuration change is a new epoch, a status change a new
@@ -177,11 +180,16 @@ class CountingPacemaker:
 
     def cib_status_xml(self) -> str:
         self.calls.append("status section")
+        if self.while_status_is_read is not None:
+            self.while_status_is_read()
         status = self.cib.find("status")
         assert status is not None
         return etree.tostring(status, encoding="unicode", pretty_print=True)
 
     def status(self, cib_text: str | None = None) -> CrmMonSnapshot:
+        if self.crm_mon_fails:
+            self.calls.append("crm_mon failed")
+            raise BackendError("pacemaker", "crm_mon failed: signal 9")
         if cib_text is None:
             self.calls.append("crm_mon")
         else:
@@ -233,6 +241,51 @@ def test_pacemaker_is_asked_only_what_changed() -> None:
     after("//crm_config//nvpair[@name='stonith-enabled']", "value", "true", configuration=True)
     assert pacemaker.calls == ["version", "whole CIB", "crm_mon of the whole CIB"]
     assert reader._pacemaker.epoch == "0.25"
+
+
+def test_a_configuration_change_while_the_status_is_read_reads_the_whole_cib() -> None:
+    pacemaker = CountingPacemaker()
+    reader = reader_on(pacemaker)
+    reader.pacemaker_part()
+    pacemaker.change("//lrm_resource[@id='vm2']/lrm_rsc_op", "exec-time", "7", configuration=False)
+    # between the status section and the header read after it, someone changes vm1's primitive
+    pacemaker.while_status_is_read = lambda: pacemaker.change(
+        "//nvpair[@id='vm1-meta_attributes-target-role']", "value", "Stopped", configuration=True
+    )
+    pacemaker.calls.clear()
+    part = reader.pacemaker_part()
+    pacemaker.while_status_is_read = None
+    # that status may be of the new configuration: not combined with the old one, the whole CIB read
+    assert pacemaker.calls == ["version", "status section", "version", "whole CIB", "crm_mon about ['vm1', 'vm2']"]
+    assert part.primitives["vm1"].meta["target-role"] == "Stopped"
+    assert reader._pacemaker.version == "0.24.0"
+
+
+@pytest.mark.parametrize(
+    ("xpath", "name", "configuration"),
+    [
+        ("//lrm_resource[@id='vm1']/lrm_rsc_op", "exec-time", False),
+        ("//nvpair[@id='vm1-meta_attributes-priority']", "value", True),
+    ],
+    ids=["status change", "configuration change"],
+)
+def test_a_crm_mon_that_fails_leaves_the_last_answer_and_the_next_read_asks_again(
+    xpath: str, name: str, configuration: bool
+) -> None:
+    pacemaker = CountingPacemaker()
+    reader = reader_on(pacemaker)
+    first = reader.pacemaker_part()
+    pacemaker.change(xpath, name, "3", configuration=configuration)
+    pacemaker.crm_mon_fails = True
+    with pytest.raises(BackendError, match="crm_mon failed"):
+        reader.pacemaker_part()
+    # nothing half-read is kept: the version is the last answer's, so the change is still to read
+    assert reader._pacemaker.version == "0.23.42"
+    pacemaker.crm_mon_fails = False
+    pacemaker.calls.clear()
+    again = reader.pacemaker_part()
+    assert again is not first and reader._pacemaker.version != "0.23.42"
+    assert pacemaker.calls[-1] == "crm_mon about ['vm1']"
 
 
 def test_an_unchanged_vm_keeps_its_state_and_a_changed_one_shows_the_change() -> None:
