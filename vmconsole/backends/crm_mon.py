@@ -267,15 +267,6 @@ def merge_resources(old: CrmMonSnapshot, subset: CrmMonSnapshot, resources: Set[
     """``old`` with ``resources`` as ``subset`` reports them: crm_mon asked about those resources alone,
     from a CIB whose shared parts read as ``old``'s did (``cib_delta``). A resource ``subset`` does not
     report is gone; each node's count of running resources moves with them."""
-    states: dict[str, ResourceState] = {}
-    for resource_id, state in old.resources.items():
-        if resource_id not in resources:
-            states[resource_id] = state
-        elif resource_id in subset.resources:
-            states[resource_id] = subset.resources[resource_id]
-    for resource_id in sorted(resources - states.keys()):
-        if resource_id in subset.resources:
-            states[resource_id] = subset.resources[resource_id]
     moved: dict[str, int] = {}
     for resource_id in resources:
         for side, sign in ((old.resources.get(resource_id), -1), (subset.resources.get(resource_id), 1)):
@@ -290,10 +281,11 @@ def merge_resources(old: CrmMonSnapshot, subset: CrmMonSnapshot, resources: Set[
         kept.update((k, v) for k, v in mapping_new.items() if k in resources)
         return MappingProxyType(kept)
 
+    states = merged(old.resources, subset.resources)
     return replace(
         old,
         nodes=nodes,
-        resources=MappingProxyType(states),
+        resources=states,
         failures=tuple(f for state in states.values() for f in state.failures),
         fail_counts=merged(old.fail_counts, subset.fail_counts),
         parents=merged(old.parents, subset.parents),
